@@ -11,8 +11,8 @@
 #include <strings.h>
 
 static const char *const type_names[] = {
-    [IMP_CFG_STRING] = "string", [IMP_CFG_INT] = "integer", [IMP_CFG_BOOL] = "bool",
-    [IMP_CFG_DURATION] = "duration", [IMP_CFG_SIZE] = "size", [IMP_CFG_DOUBLE] = "number",
+    [IMP_CFG_STRING] = "string",     [IMP_CFG_INT] = "integer", [IMP_CFG_BOOL] = "bool",
+    [IMP_CFG_DURATION] = "duration", [IMP_CFG_SIZE] = "size",   [IMP_CFG_DOUBLE] = "number",
 };
 
 /* A number followed by an optional unit from units[]; out = number * multiplier. */
@@ -53,9 +53,9 @@ int imp_config_parse_duration_ms(const char *text, long long *out)
 
 int imp_config_parse_size(const char *text, long long *out)
 {
-    static const unit_t units[] = {{"B", 1}, {"KiB", 1LL << 10}, {"MiB", 1LL << 20},
-                                   {"GiB", 1LL << 30}, {"k", 1000}, {"K", 1LL << 10},
-                                   {"M", 1LL << 20}, {"G", 1LL << 30}};
+    static const unit_t units[] = {{"B", 1},           {"KiB", 1LL << 10}, {"MiB", 1LL << 20},
+                                   {"GiB", 1LL << 30}, {"k", 1000},        {"K", 1LL << 10},
+                                   {"M", 1LL << 20},   {"G", 1LL << 30}};
     return parse_with_units(text, units, IMP_ARRAY_LEN(units), out);
 }
 
@@ -83,8 +83,24 @@ static bool bounded(const imp_config_entry_t *e)
 
 static imp_error_t *out_of_bounds(const imp_config_entry_t *e)
 {
-    return imp_error_new(IMP_ERR_FATAL, "config", "%s must be between %g and %g", e->name,
+    return imp_error_new(IMP_ERR_FATAL, "config", "%s must be between %.15g and %.15g", e->name,
                          e->min, e->max);
+}
+
+/* The value as it may be echoed in the one-line error: control characters and non-ASCII
+ * bytes become '?', and long values are cut, so the message stays one readable line. */
+static char *printable(const char *text)
+{
+    enum { MAX_ECHO = 64 };
+    size_t n = strlen(text);
+    size_t keep = n > MAX_ECHO ? MAX_ECHO : n;
+    char *out = imp_malloc(keep + 4);
+    for (size_t i = 0; i < keep; i++) {
+        unsigned char c = (unsigned char)text[i];
+        out[i] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
+    }
+    strcpy(out + keep, n > keep ? "..." : "");
+    return out;
 }
 
 static imp_error_t *malformed(const imp_config_entry_t *e, const char *text)
@@ -92,8 +108,11 @@ static imp_error_t *malformed(const imp_config_entry_t *e, const char *text)
     if (e->flags & IMP_CFG_SECRET)
         return imp_error_new(IMP_ERR_FATAL, "config", "%s is not a valid %s", e->name,
                              type_names[e->type]);
-    return imp_error_new(IMP_ERR_FATAL, "config", "%s is not a valid %s: \"%s\"", e->name,
-                         type_names[e->type], text);
+    char *shown = printable(text);
+    imp_error_t *err = imp_error_new(IMP_ERR_FATAL, "config", "%s is not a valid %s: \"%s\"",
+                                     e->name, type_names[e->type], shown);
+    free(shown);
+    return err;
 }
 
 static imp_error_t *parse_entry(const imp_config_entry_t *e, const char *text, void *settings)
@@ -144,8 +163,18 @@ static imp_error_t *parse_entry(const imp_config_entry_t *e, const char *text, v
     return imp_error_new(IMP_ERR_FATAL, "config", "%s has an unknown type", e->name);
 }
 
+/* String slots start NULL, so imp_config_dispose is safe whichever entry load stops at. */
+static void clear_strings(const imp_config_entry_t *table, size_t n, void *settings)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (table[i].type == IMP_CFG_STRING)
+            *(char **)((char *)settings + table[i].offset) = NULL;
+    }
+}
+
 imp_error_t *imp_config_load(const imp_config_entry_t *table, size_t n, void *settings)
 {
+    clear_strings(table, n, settings);
     for (size_t i = 0; i < n; i++) {
         const imp_config_entry_t *e = &table[i];
         const char *text = getenv(e->name);
@@ -153,6 +182,10 @@ imp_error_t *imp_config_load(const imp_config_entry_t *table, size_t n, void *se
             text = e->def;
         if (text == NULL)
             return imp_error_new(IMP_ERR_FATAL, "config", "%s is required but not set", e->name);
+        /* "X=" (a compose file substituting an unset variable) is not a value for a required
+         * variable. */
+        if (*text == '\0' && e->def == NULL)
+            return imp_error_new(IMP_ERR_FATAL, "config", "%s is required but empty", e->name);
         imp_error_t *err = parse_entry(e, text, settings);
         if (err != NULL)
             return err;
@@ -179,7 +212,7 @@ void imp_config_print_help(FILE *out, const char *binary, const char *summary,
         const imp_config_entry_t *e = &table[i];
         fprintf(out, "  %s (%s", e->name, type_names[e->type]);
         if (bounded(e))
-            fprintf(out, ", %g..%g", e->min, e->max);
+            fprintf(out, ", %.15g..%.15g", e->min, e->max);
         if (e->def == NULL)
             fprintf(out, ", required");
         else if (e->flags & IMP_CFG_SECRET)

@@ -103,13 +103,48 @@ static void puts_raw(line_t *l, const char *s)
     put(l, s, strlen(s));
 }
 
+/* Length of the well-formed UTF-8 sequence starting at s (1 to 4), or 0 when s does not start
+ * one (a stray continuation byte, an overlong form, a surrogate, a truncated sequence). */
+static size_t utf8_len(const unsigned char *s)
+{
+    static const unsigned min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+    size_t n;
+    unsigned cp;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* A JSON string. Bytes that are not valid UTF-8 (customer text cut mid-character, binary
+ * junk) become U+FFFD, so the line always parses as JSON. */
 static void put_json_string(line_t *l, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     put(l, "\"", 1);
     if (s == NULL)
         s = "";
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    const unsigned char *c = (const unsigned char *)s;
+    while (*c) {
+        size_t n = 1;
         switch (*c) {
         case '"':
             put(l, "\\\"", 2);
@@ -130,10 +165,14 @@ static void put_json_string(line_t *l, const char *s)
             if (*c < 0x20) {
                 char esc[6] = {'\\', 'u', '0', '0', hex[*c >> 4], hex[*c & 15]};
                 put(l, esc, 6);
+            } else if ((n = utf8_len(c)) == 0) {
+                put(l, "\\ufffd", 6);
+                n = 1;
             } else {
-                put(l, (const char *)c, 1);
+                put(l, (const char *)c, n);
             }
         }
+        c += n;
     }
     put(l, "\"", 1);
 }

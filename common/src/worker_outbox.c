@@ -1,0 +1,434 @@
+/* The outbox: emitted events written in the handler's transaction, published after commit,
+ * and the relay that publishes whatever a crash or a Kafka outage left behind. */
+#include "worker_internal.h"
+
+#include "imp/log.h"
+#include "imp/mem.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- array literals ---------------------------------------------------------------------- */
+
+void worker_arr_init(worker_arr_t *a)
+{
+    a->cap = 256;
+    a->p = imp_malloc(a->cap);
+    a->p[0] = '{';
+    a->len = 1;
+    a->count = 0;
+}
+
+static void arr_reserve(worker_arr_t *a, size_t more)
+{
+    if (a->len + more + 2 <= a->cap)
+        return;
+    while (a->len + more + 2 > a->cap)
+        a->cap *= 2;
+    a->p = imp_realloc(a->p, a->cap);
+}
+
+void worker_arr_add(worker_arr_t *a, const char *v, size_t len)
+{
+    if (a->count++ > 0) {
+        arr_reserve(a, 1);
+        a->p[a->len++] = ',';
+    }
+    if (v == NULL) {
+        arr_reserve(a, 4);
+        memcpy(a->p + a->len, "NULL", 4);
+        a->len += 4;
+        return;
+    }
+    /* Quoted, with " and \ escaped: every element round-trips whatever its bytes. */
+    arr_reserve(a, len * 2 + 2);
+    a->p[a->len++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] == '"' || v[i] == '\\')
+            a->p[a->len++] = '\\';
+        a->p[a->len++] = v[i];
+    }
+    a->p[a->len++] = '"';
+}
+
+const char *worker_arr_finish(worker_arr_t *a)
+{
+    arr_reserve(a, 1);
+    a->p[a->len++] = '}';
+    a->p[a->len] = '\0';
+    return a->p;
+}
+
+void worker_arr_dispose(worker_arr_t *a)
+{
+    free(a->p);
+    a->p = NULL;
+}
+
+bool worker_is_uuid(const char *s)
+{
+    if (s == NULL || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : strchr("0123456789abcdefABCDEF", s[i]) == NULL || s[i] == 0)
+            return false;
+    }
+    return true;
+}
+
+int64_t worker_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- outs -------------------------------------------------------------------------------- */
+
+void worker_outs_push(worker_outs_t *o, const char *topic, const char *key, const char *payload,
+                      size_t payload_len, const char *headers, const char *tenant, const char *opid)
+{
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 2;
+        o->v = imp_realloc(o->v, o->cap * sizeof(*o->v));
+    }
+    worker_out_t *out = &o->v[o->n++];
+    memset(out, 0, sizeof(*out));
+    out->topic = imp_strdup(topic);
+    out->key = key ? imp_strdup(key) : NULL;
+    out->payload = imp_strndup(payload, payload_len);
+    out->payload_len = payload_len;
+    out->headers = headers ? imp_strdup(headers) : NULL;
+    if (worker_is_uuid(tenant))
+        memcpy(out->tenant, tenant, 37);
+    if (worker_is_uuid(opid))
+        memcpy(out->opid, opid, 37);
+}
+
+void worker_outs_clear(worker_outs_t *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        free(o->v[i].topic);
+        free(o->v[i].key);
+        free(o->v[i].payload);
+        free(o->v[i].headers);
+    }
+    o->n = 0;
+}
+
+/* ---- insert ------------------------------------------------------------------------------ */
+
+#define SQL_OUTBOX_INSERT                                                                          \
+    "INSERT INTO outbox (topic, key, payload, headers, tenant_id, operation_id) "                  \
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::uuid[], "           \
+    "$6::uuid[]) RETURNING id"
+
+imp_error_t *worker_outbox_insert(imp_worker_t *w, worker_item_t *items, size_t n)
+{
+    worker_arr_t cols[6];
+    size_t total = 0;
+    for (int c = 0; c < 6; c++)
+        worker_arr_init(&cols[c]);
+    for (size_t i = 0; i < n; i++) {
+        worker_outs_t *o = &items[i].outs;
+        for (size_t j = 0; j < o->n; j++) {
+            worker_out_t *out = &o->v[j];
+            worker_arr_add(&cols[0], out->topic, strlen(out->topic));
+            worker_arr_add(&cols[1], out->key, out->key ? strlen(out->key) : 0);
+            worker_arr_add(&cols[2], out->payload, out->payload_len);
+            worker_arr_add(&cols[3], out->headers, out->headers ? strlen(out->headers) : 0);
+            worker_arr_add(&cols[4], out->tenant[0] ? out->tenant : NULL, 36);
+            worker_arr_add(&cols[5], out->opid[0] ? out->opid : NULL, 36);
+            total++;
+        }
+    }
+    imp_error_t *err = NULL;
+    imp_pg_result_t *res = NULL;
+    if (total == 0)
+        goto out;
+    const char *params[6];
+    for (int c = 0; c < 6; c++)
+        params[c] = worker_arr_finish(&cols[c]);
+    err = imp_pg_exec_cached(w->pg, SQL_OUTBOX_INSERT, 6, params, &res);
+    if (err != NULL)
+        goto out;
+    /* Identity values are drawn in insertion order, so ascending ids match input order. */
+    size_t r = 0;
+    for (size_t i = 0; i < n; i++) {
+        worker_outs_t *o = &items[i].outs;
+        for (size_t j = 0; j < o->n && (int)r < imp_pg_result_rows(res); j++, r++)
+            imp_pg_result_get_int64(res, (int)r, 0, &o->v[j].id);
+    }
+out:
+    imp_pg_result_free(res);
+    for (int c = 0; c < 6; c++)
+        worker_arr_dispose(&cols[c]);
+    return err;
+}
+
+/* ---- publish ----------------------------------------------------------------------------- */
+
+/* Kafka headers from a JSON object text; returns the count, fills hdrs (values borrowed from
+ * the returned json, which the caller frees). */
+static size_t headers_from_json(const char *text, imp_kafka_header_t *hdrs, size_t cap,
+                                json_t **holder)
+{
+    *holder = NULL;
+    if (text == NULL)
+        return 0;
+    json_t *obj = json_loads(text, 0, NULL);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return 0;
+    }
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v)
+    {
+        if (n == cap || !json_is_string(v))
+            continue;
+        hdrs[n].name = k;
+        hdrs[n].value = json_string_value(v);
+        hdrs[n].value_len = json_string_length(v);
+        n++;
+    }
+    *holder = obj;
+    return n;
+}
+
+typedef struct {
+    int pending;
+    bool *ok;
+} publish_state_t;
+
+static void on_delivery(void *opaque, const imp_error_t *err, int32_t partition, int64_t offset,
+                        void *ctx)
+{
+    (void)partition;
+    (void)offset;
+    publish_state_t *st = ctx;
+    bool *ok = opaque;
+    *ok = err == NULL;
+    st->pending--;
+    if (err != NULL)
+        IMP_LOG_WARN("outbox event not persisted", IMP_LE(err));
+}
+
+/* Produce outs[0..n) (pointers), wait for every report; ok[i] tells which were persisted. */
+static void publish_outs(imp_kafka_producer_t *p, worker_out_t **outs, size_t n, bool *ok,
+                         int timeout_ms)
+{
+    publish_state_t st = {.pending = 0, .ok = ok};
+    imp_kafka_producer_set_on_delivery(p, on_delivery, &st);
+    for (size_t i = 0; i < n; i++) {
+        worker_out_t *o = outs[i];
+        imp_kafka_header_t hdrs[8];
+        json_t *holder = NULL;
+        size_t nh = headers_from_json(o->headers, hdrs, 8, &holder);
+        imp_kafka_out_t m = {
+            .topic = o->topic,
+            .partition = IMP_KAFKA_PARTITION_ANY,
+            .key = o->key,
+            .key_len = o->key ? strlen(o->key) : 0,
+            .value = o->payload,
+            .value_len = o->payload_len,
+            .headers = nh ? hdrs : NULL,
+            .nheaders = nh,
+            .opaque = &ok[i],
+        };
+        ok[i] = false;
+        imp_error_t *err = imp_kafka_produce(p, &m);
+        json_decref(holder);
+        if (err != NULL) {
+            IMP_LOG_WARN("outbox event not queued", IMP_LS("topic", o->topic), IMP_LE(err));
+            imp_error_free(err);
+            continue;
+        }
+        st.pending++;
+    }
+    int64_t deadline = worker_now_ms() + timeout_ms;
+    while (st.pending > 0 && worker_now_ms() < deadline)
+        imp_kafka_producer_poll(p, 10);
+    /* Reports still missing: those events count as unpublished (the relay retries them; a
+     * late duplicate is harmless, consumers dedupe). Detach the callback from our stack. */
+    imp_kafka_producer_set_on_delivery(p, NULL, NULL);
+}
+
+static imp_error_t *mark_published(imp_pg_t *pg, worker_out_t **outs, size_t n, const bool *ok)
+{
+    worker_arr_t ids;
+    worker_arr_init(&ids);
+    char num[32];
+    for (size_t i = 0; i < n; i++) {
+        if (!ok[i])
+            continue;
+        int len = snprintf(num, sizeof(num), "%lld", outs[i]->id);
+        worker_arr_add(&ids, num, (size_t)len);
+    }
+    imp_error_t *err = NULL;
+    if (ids.count > 0) {
+        const char *params[] = {worker_arr_finish(&ids)};
+        err = imp_pg_exec_cached(pg,
+                                 "UPDATE outbox SET published_at = now() "
+                                 "WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
+                                 1, params, NULL);
+    }
+    worker_arr_dispose(&ids);
+    return err;
+}
+
+bool worker_outbox_publish(imp_worker_t *w, worker_item_t *items, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += items[i].outs.n;
+    if (total == 0)
+        return true;
+    worker_out_t **outs = imp_malloc(total * sizeof(*outs));
+    bool *ok = imp_calloc(total, sizeof(*ok));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < items[i].outs.n; j++)
+            outs[k++] = &items[i].outs.v[j];
+    publish_outs(w->producer, outs, total, ok, (int)w->s.publish_timeout_ms);
+    size_t good = 0;
+    for (size_t i = 0; i < total; i++)
+        good += ok[i];
+    imp_error_t *err = mark_published(w->pg, outs, total, ok);
+    if (err != NULL) {
+        /* The events are out; the rows stay unpublished and the relay sends them again. */
+        IMP_LOG_WARN("could not mark outbox rows published", IMP_LE(err));
+        imp_error_free(err);
+    }
+    imp_metrics_add(w->m_published, good);
+    imp_metrics_add(w->m_publish_failed, total - good);
+    free(outs);
+    free(ok);
+    return good == total;
+}
+
+/* ---- relay ------------------------------------------------------------------------------- */
+
+static void outs_from_rows(const imp_pg_result_t *res, worker_out_t *rows, worker_out_t **ptrs)
+{
+    for (int r = 0; r < imp_pg_result_rows(res); r++) {
+        worker_out_t *o = &rows[r];
+        memset(o, 0, sizeof(*o));
+        imp_pg_result_get_int64(res, r, 0, &o->id);
+        o->topic = (char *)imp_pg_result_value(res, r, 1);
+        o->key = (char *)imp_pg_result_value(res, r, 2);
+        o->payload = (char *)imp_pg_result_value(res, r, 3);
+        o->payload_len = strlen(o->payload);
+        o->headers = (char *)imp_pg_result_value(res, r, 4);
+        ptrs[r] = o;
+    }
+}
+
+imp_error_t *imp_worker_relay_once(imp_pg_t *pg, imp_kafka_producer_t *producer,
+                                   long long older_than_ms, int limit, int timeout_ms,
+                                   int *published)
+{
+    char age[32], lim[16];
+    snprintf(age, sizeof(age), "%lld", older_than_ms);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *params[] = {age, lim};
+    imp_pg_result_t *res = NULL;
+    worker_out_t *rows = NULL;
+    worker_out_t **ptrs = NULL;
+    bool *ok = NULL;
+    *published = 0;
+
+    imp_error_t *err = imp_pg_tx_begin(pg);
+    if (err != NULL)
+        return err;
+    /* SKIP LOCKED: relays of several processes share the backlog instead of racing for it. */
+    err = imp_pg_exec(pg,
+                      "SELECT id, topic, key, payload, headers::text FROM outbox "
+                      "WHERE published_at IS NULL "
+                      "AND created_at <= now() - $1::bigint * interval '1 millisecond' "
+                      "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                      2, params, &res);
+    if (err != NULL)
+        goto out;
+    int n = imp_pg_result_rows(res);
+    if (n == 0)
+        goto out;
+    rows = imp_calloc((size_t)n, sizeof(*rows));
+    ptrs = imp_calloc((size_t)n, sizeof(*ptrs));
+    ok = imp_calloc((size_t)n, sizeof(*ok));
+    outs_from_rows(res, rows, ptrs);
+    publish_outs(producer, ptrs, (size_t)n, ok, timeout_ms);
+    err = mark_published(pg, ptrs, (size_t)n, ok);
+    if (err != NULL)
+        goto out;
+    for (int i = 0; i < n; i++)
+        *published += ok[i];
+    if (*published < n)
+        err = imp_error_new(IMP_ERR_INFRA, "outbox_publish",
+                            "%d of %d outbox events could not be published", n - *published, n);
+out:
+    if (err == NULL || imp_error_class(err) != IMP_ERR_INFRA ||
+        strcmp(imp_error_code(err), "outbox_publish") == 0) {
+        imp_error_t *cerr = imp_pg_tx_commit(pg);
+        if (err == NULL)
+            err = cerr;
+        else
+            imp_error_free(cerr);
+    } else {
+        imp_pg_tx_rollback(pg);
+    }
+    free(rows);
+    free(ptrs);
+    free(ok);
+    imp_pg_result_free(res);
+    return err;
+}
+
+imp_error_t *worker_outbox_drain(imp_worker_t *w)
+{
+    for (;;) {
+        int published = 0;
+        imp_error_t *err = imp_worker_relay_once(w->pg, w->producer, 0, 500,
+                                                 (int)w->s.publish_timeout_ms, &published);
+        if (err != NULL)
+            return err;
+        imp_metrics_add(w->m_published, (uint64_t)published);
+        if (published < 500)
+            return NULL;
+    }
+}
+
+void worker_outbox_tick(imp_worker_t *w, int64_t now_ms)
+{
+    if (now_ms < w->next_relay_ms)
+        return;
+    w->next_relay_ms = now_ms + w->s.relay_interval_ms;
+    int published = 0;
+    imp_error_t *err = imp_worker_relay_once(w->pg, w->producer, w->s.relay_grace_ms, 500,
+                                             (int)w->s.publish_timeout_ms, &published);
+    if (err != NULL) {
+        IMP_LOG_WARN("outbox relay failed", IMP_LE(err));
+        imp_error_free(err);
+        return;
+    }
+    if (published > 0) {
+        imp_metrics_add(w->m_published, (uint64_t)published);
+        IMP_LOG_INFO("outbox relay published left-over events", IMP_LI("count", published));
+    }
+    char ret[32];
+    snprintf(ret, sizeof(ret), "%lld", w->s.outbox_retention_ms);
+    const char *params[] = {ret};
+    err = imp_pg_exec_cached(w->pg,
+                             "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
+                             "WHERE published_at < now() - $1::bigint * interval '1 millisecond' "
+                             "LIMIT 10000)",
+                             1, params, NULL);
+    if (err != NULL) {
+        IMP_LOG_WARN("outbox purge failed", IMP_LE(err));
+        imp_error_free(err);
+    }
+}

@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# Imperium on one machine.
+#
+#   deploy/dev.sh up            install what is missing, build, start the whole fleet in .dev/
+#   deploy/dev.sh down          stop everything started by `up`
+#   deploy/dev.sh status        what is running, with addresses
+#   deploy/dev.sh logs [BIN]    the last lines of one binary's log (or all); -f to follow
+#   deploy/dev.sh test          install what is missing, build with ASan+UBSan, run every test
+#   deploy/dev.sh bench         build optimised and run every benchmark in tests/bench/
+#
+# Every IMP_* variable in the environment of `up` is passed to the binaries it starts, on top
+# of the development defaults (this is how the fleet is pointed at real providers).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEV="$ROOT/.dev"
+RUN="$DEV/run"
+LOGS="$DEV/logs"
+PG_BIN=${IMP_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+BUILD_DEV="$ROOT/build/dev"
+BUILD_TEST="$ROOT/build/test"
+BUILD_BENCH="$ROOT/build/bench"
+
+DEV_PG_PORT=${DEV_PG_PORT:-55432}
+DEV_REDIS_PORT=${DEV_REDIS_PORT:-56379}
+DEV_BROKER_CONTROL_PORT=${DEV_BROKER_CONTROL_PORT:-59099}
+DEV_METRICS_BASE_PORT=${DEV_METRICS_BASE_PORT:-59100}
+DEV_INGRESS_PORT=${DEV_INGRESS_PORT:-8080}
+
+# The fleet, in start order. Binaries that are not built yet are skipped.
+FLEET=(imperium-control imperium-indexer imperium-dialog imperium-rag imperium-qc
+       imperium-send imperium-metering imperium-sentinel imperium-api imperium-ingress)
+
+say() { printf 'dev: %s\n' "$*" >&2; }
+die() { printf 'dev: error: %s\n' "$*" >&2; exit 1; }
+
+jobs_n() { nproc 2>/dev/null || echo 2; }
+
+build() { # build DIR [cmake args…]
+    local dir=$1
+    shift
+    cmake -S "$ROOT" -B "$dir" "$@" >/dev/null
+    cmake --build "$dir" -j "$(jobs_n)" -- --no-print-directory >/dev/null ||
+        cmake --build "$dir" -j 1 # rerun serially so the first error is readable
+}
+
+# --- process bookkeeping ---------------------------------------------------------------
+
+pid_of() { [ -f "$RUN/$1.pid" ] && cat "$RUN/$1.pid" || true; }
+
+alive() {
+    local pid
+    pid=$(pid_of "$1")
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+start_bg() { # start_bg NAME CMD… : runs CMD with the dev environment, log and pid in .dev
+    local name=$1
+    shift
+    if alive "$name"; then
+        return 0
+    fi
+    (
+        set -a
+        # shellcheck disable=SC1091
+        . "$DEV/env"
+        [ -f "$DEV/user.env" ] && . "$DEV/user.env"
+        set +a
+        exec "$@"
+    ) >>"$LOGS/$name.log" 2>&1 &
+    echo $! >"$RUN/$name.pid"
+}
+
+stop_pid() { # stop_pid NAME : TERM, wait up to 10 s, then KILL
+    local name=$1 pid
+    pid=$(pid_of "$name")
+    [ -n "$pid" ] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            say "$name did not stop in 10 s; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$RUN/$name.pid"
+}
+
+wait_port() { # wait_port PORT WHAT SECONDS
+    local port=$1 what=$2 secs=${3:-20}
+    for _ in $(seq 1 $((secs * 10))); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "$what did not listen on 127.0.0.1:$port within ${secs}s (see $LOGS)"
+}
+
+# --- services ---------------------------------------------------------------------------
+
+start_postgres() {
+    local data="$DEV/pg"
+    if [ ! -f "$data/PG_VERSION" ]; then
+        say "initialising Postgres in $data"
+        mkdir -p "$data"
+        chown postgres:postgres "$data"
+        chmod 700 "$data"
+        runuser -u postgres -- "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust \
+            --encoding=UTF8 --locale=C.UTF-8 >"$LOGS/initdb.log" 2>&1 ||
+            die "initdb failed (see $LOGS/initdb.log)"
+    fi
+    if runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        return 0
+    fi
+    chown postgres:postgres "$LOGS"
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -l "$LOGS/postgres.log" -w -t 30 \
+        -o "-c listen_addresses=127.0.0.1 -p $DEV_PG_PORT -k $data" start >/dev/null ||
+        die "Postgres did not start (see $LOGS/postgres.log)"
+    runuser -u postgres -- "$PG_BIN/psql" -h 127.0.0.1 -p "$DEV_PG_PORT" -U postgres -qAt \
+        -c "SELECT 1 FROM pg_database WHERE datname = 'imperium'" | grep -q 1 ||
+        runuser -u postgres -- "$PG_BIN/createdb" -h 127.0.0.1 -p "$DEV_PG_PORT" -U postgres imperium
+}
+
+stop_postgres() {
+    [ -f "$DEV/pg/PG_VERSION" ] || return 0
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DEV/pg" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+start_redis() {
+    mkdir -p "$DEV/redis"
+    start_bg redis redis-server --bind 127.0.0.1 --port "$DEV_REDIS_PORT" --save "" \
+        --appendonly no --dir "$DEV/redis" --protected-mode yes
+    wait_port "$DEV_REDIS_PORT" redis 10
+}
+
+start_devbroker() {
+    local bin="$BUILD_DEV/bin/imperium-devbroker" file="$DEV/kafka.bootstrap"
+    [ -x "$bin" ] || die "imperium-devbroker was not built"
+    if ! alive devbroker; then
+        rm -f "$file"
+        IMP_DEVBROKER_TOPICS="$ROOT/deploy/topics.conf" IMP_DEVBROKER_BOOTSTRAP_FILE="$file" \
+            IMP_DEVBROKER_CONTROL_PORT="$DEV_BROKER_CONTROL_PORT" start_bg devbroker "$bin"
+    fi
+    for _ in $(seq 1 100); do
+        [ -s "$file" ] && return 0
+        alive devbroker || die "imperium-devbroker exited (see $LOGS/devbroker.log)"
+        sleep 0.1
+    done
+    die "imperium-devbroker did not write $file within 10s"
+}
+
+write_env() {
+    local brokers
+    brokers=$(cat "$DEV/kafka.bootstrap")
+    cat >"$DEV/env" <<EOF
+# Written by deploy/dev.sh up. Source it: set -a; . .dev/env; set +a
+IMP_PG_DSN=postgresql://postgres@127.0.0.1:$DEV_PG_PORT/imperium
+IMP_PG_APP_DSN=postgresql://imperium_app@127.0.0.1:$DEV_PG_PORT/imperium
+IMP_PG_API_DSN=postgresql://imperium_api@127.0.0.1:$DEV_PG_PORT/imperium
+IMP_REDIS_URL=redis://127.0.0.1:$DEV_REDIS_PORT/0
+IMP_KAFKA_BROKERS=$brokers
+IMP_DEVBROKER_CONTROL=127.0.0.1:$DEV_BROKER_CONTROL_PORT
+IMP_MIGRATIONS_DIR=$ROOT/migrations
+IMP_LOG_LEVEL=info
+EOF
+    chmod 600 "$DEV/env"
+}
+
+# The user's own IMP_* settings, saved at `up` so that restarts keep them.
+save_user_env() {
+    : >"$DEV/user.env"
+    chmod 600 "$DEV/user.env"
+    while IFS= read -r name; do
+        printf '%s=%q\n' "$name" "${!name}" >>"$DEV/user.env"
+    done < <(compgen -e | grep '^IMP_' || true)
+}
+
+migrate() {
+    local bin="$BUILD_DEV/bin/imperium-migrate"
+    [ -x "$bin" ] || die "imperium-migrate was not built"
+    (
+        set -a
+        . "$DEV/env"
+        set +a
+        "$bin"
+    ) >>"$LOGS/migrate.log" 2>&1 || die "migrations failed (see $LOGS/migrate.log)"
+}
+
+start_fleet() {
+    local i=0 bin
+    for name in "${FLEET[@]}"; do
+        i=$((i + 1))
+        bin="$BUILD_DEV/bin/$name"
+        [ -x "$bin" ] || continue
+        IMP_METRICS_PORT=$((DEV_METRICS_BASE_PORT + i)) start_bg "$name" "$bin"
+    done
+}
+
+# --- commands -------------------------------------------------------------------------------
+
+cmd_up() {
+    "$ROOT/deploy/bootstrap.sh"
+    mkdir -p "$RUN" "$LOGS"
+    save_user_env
+    say "building into $BUILD_DEV"
+    build "$BUILD_DEV" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    start_postgres
+    start_redis
+    start_devbroker
+    write_env
+    migrate
+    start_fleet
+    sleep 0.5
+    cmd_status
+    cat <<EOF
+
+The fleet runs. Its addresses are in .dev/env:
+    set -a; . .dev/env; set +a
+Logs: deploy/dev.sh logs [binary]    Stop: deploy/dev.sh down
+EOF
+}
+
+cmd_down() {
+    local i
+    for ((i = ${#FLEET[@]} - 1; i >= 0; i--)); do
+        stop_pid "${FLEET[$i]}"
+    done
+    stop_pid devbroker
+    stop_pid redis
+    stop_postgres
+    say "stopped"
+}
+
+cmd_status() {
+    printf '%-20s %-8s %s\n' PROCESS PID STATE
+    if [ -f "$DEV/pg/postmaster.pid" ] &&
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DEV/pg" status >/dev/null 2>&1; then
+        printf '%-20s %-8s %s\n' postgres "$(head -n 1 "$DEV/pg/postmaster.pid")" \
+            "running on 127.0.0.1:$DEV_PG_PORT"
+    else
+        printf '%-20s %-8s %s\n' postgres - stopped
+    fi
+    for name in redis devbroker "${FLEET[@]}"; do
+        if alive "$name"; then
+            printf '%-20s %-8s %s\n' "$name" "$(pid_of "$name")" running
+        elif [ -f "$RUN/$name.pid" ]; then
+            printf '%-20s %-8s %s\n' "$name" - "exited (see $LOGS/$name.log)"
+        fi
+    done
+}
+
+cmd_logs() {
+    local follow=()
+    if [ "${1:-}" = "-f" ]; then
+        follow=(-f)
+        shift
+    fi
+    if [ -n "${1:-}" ]; then
+        local name=${1#imperium-}
+        local f="$LOGS/$name.log"
+        [ -f "$f" ] || f="$LOGS/imperium-$name.log"
+        [ -f "$f" ] || die "no log for $1 in $LOGS"
+        tail -n 200 "${follow[@]}" "$f"
+    else
+        tail -n 50 "${follow[@]}" "$LOGS"/*.log
+    fi
+}
+
+cmd_test() {
+    "$ROOT/deploy/bootstrap.sh"
+    say "building with ASan+UBSan into $BUILD_TEST"
+    build "$BUILD_TEST" -DCMAKE_BUILD_TYPE=Debug -DIMP_SANITIZE=ON
+    say "running every test"
+    ctest --test-dir "$BUILD_TEST" --output-on-failure -j "$(jobs_n)" "$@"
+}
+
+cmd_bench() {
+    "$ROOT/deploy/bootstrap.sh"
+    say "building optimised into $BUILD_BENCH"
+    build "$BUILD_BENCH" -DCMAKE_BUILD_TYPE=Release
+    local found=0
+    for b in "$ROOT"/tests/bench/*/run.sh; do
+        [ -f "$b" ] || continue
+        found=1
+        say "bench $(basename "$(dirname "$b")")"
+        IMP_SOURCE_DIR="$ROOT" IMP_BUILD_DIR="$BUILD_BENCH" \
+            bash "$ROOT/tests/harness.sh" bash "$b"
+    done
+    [ $found -eq 1 ] || say "no benchmarks in tests/bench/"
+}
+
+case "${1:-}" in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+logs) shift; cmd_logs "$@" ;;
+test) shift; cmd_test "$@" ;;
+bench) cmd_bench ;;
+*)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

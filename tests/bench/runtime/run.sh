@@ -1,0 +1,32 @@
+# Worker runtime throughput: events/s committed through inbox, outbox and offsets, with a
+# no-op handler that emits one event per event, and with a handler that also writes one row.
+# Runs inside tests/harness.sh (deploy/dev.sh bench).
+set -euo pipefail
+source "$IMP_SOURCE_DIR/tests/integration/worker_lib.sh"
+
+N=${BENCH_EVENTS:-100000}
+example_setup
+
+# Every run's group reads the topic from the beginning, so run K handles K*N events.
+K=0
+run() { # run LABEL RUNNAME [VAR=VALUE…]
+    local label=$1 runname=$2
+    shift 2
+    K=$((K + 1))
+    q "TRUNCATE inbox, outbox, example_effects" >/dev/null
+    feed --count "$N" --run "$runname"
+    start_example "bench.$runname" IMP_WORKER_GROUP="bench-$runname" \
+        IMP_EXAMPLE_EMIT_TOPIC=imp.test.out.v1 "$@"
+    local pid=$BG_PID
+    local total=$((K * N)) secs rate
+    wait_for 900 "$total inbox rows" at_least "$total" "SELECT count(*) FROM inbox"
+    stop_bg "$pid" 20 || true
+    secs=$(q "SELECT extract(epoch FROM max(processed_at) - min(processed_at)) FROM inbox")
+    rate=$(python3 -c "print(round($total / max($secs, 1e-9)))")
+    printf '%-40s %8d events in %6.2f s  %8d events/s  %6.1f us/event\n' "$label" "$total" \
+        "$secs" "$rate" "$(python3 -c "print(1e6 / $rate)")"
+}
+
+echo "runtime throughput (2 cores, devbroker, local Postgres; batch up to 500)"
+run "no-op handler, 1 emitted event each" noop IMP_EXAMPLE_NOOP=1
+run "one INSERT per event, 1 emitted event" insert

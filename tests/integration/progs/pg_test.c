@@ -1,0 +1,594 @@
+/* The pg module against a real Postgres (run by tests/integration/it_pg.sh in the harness). */
+#include "imp/pg.h"
+
+#include "imp/log.h"
+#include "imp/mem.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TENANT_A "0a000000-0000-4000-8000-00000000000a"
+#define TENANT_B "0b000000-0000-4000-8000-00000000000b"
+
+static const char *owner_dsn(void)
+{
+    const char *dsn = getenv("IMP_PG_DSN");
+    ck_assert_msg(dsn != NULL, "IMP_PG_DSN not set: run under tests/harness.sh");
+    return dsn;
+}
+
+static imp_pg_t *open_owner(void)
+{
+    imp_pg_t *pg = NULL;
+    imp_error_t *err = imp_pg_connect(owner_dsn(), &pg);
+    ck_assert_msg(err == NULL, "connect: %s", err ? imp_error_message(err) : "");
+    return pg;
+}
+
+static void ok(imp_error_t *err, const char *what)
+{
+    ck_assert_msg(err == NULL, "%s: %s [%s]", what, err ? imp_error_message(err) : "",
+                  err ? imp_error_code(err) : "");
+}
+
+static void must(imp_pg_t *pg, const char *sql)
+{
+    ok(imp_pg_exec(pg, sql, 0, NULL, NULL), sql);
+}
+
+static long long scalar_int(imp_pg_t *pg, const char *sql)
+{
+    char *v = NULL;
+    ok(imp_pg_exec_scalar(pg, sql, 0, NULL, &v), sql);
+    ck_assert_ptr_nonnull(v);
+    long long n = strtoll(v, NULL, 10);
+    free(v);
+    return n;
+}
+
+/* The error of sql, which must fail. */
+static imp_error_t *fails(imp_pg_t *pg, const char *sql)
+{
+    imp_error_t *err = imp_pg_exec(pg, sql, 0, NULL, NULL);
+    ck_assert_msg(err != NULL, "expected failure: %s", sql);
+    return err;
+}
+
+static void expect_class(imp_error_t *err, imp_err_class_t cls, const char *code)
+{
+    ck_assert_ptr_nonnull(err);
+    ck_assert_msg(imp_error_class(err) == cls, "%s: class %s, expected %s", imp_error_message(err),
+                  imp_err_class_name(imp_error_class(err)), imp_err_class_name(cls));
+    ck_assert_str_eq(imp_error_code(err), code);
+    imp_error_free(err);
+}
+
+static long long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000LL + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void setup(void)
+{
+    imp_pg_t *pg = open_owner();
+    must(pg, "DROP TABLE IF EXISTS pg_test_items");
+    must(pg, "CREATE TABLE pg_test_items (id integer PRIMARY KEY, v text, u uuid, b bytea)");
+    imp_pg_free(pg);
+}
+
+/* ---- statements ---------------------------------------------------------------------- */
+
+START_TEST(exec_params_and_results)
+{
+    imp_pg_t *pg = open_owner();
+    const char *p1[] = {"1", "one", NULL};
+    imp_pg_result_t *res = NULL;
+    ok(imp_pg_exec(pg, "INSERT INTO pg_test_items (id, v, u) VALUES ($1, $2, $3)", 3, p1, &res),
+       "insert");
+    ck_assert_int_eq(imp_pg_result_affected(res), 1);
+    imp_pg_result_free(res);
+
+    const char *p2[] = {"1"};
+    ok(imp_pg_exec(pg, "SELECT id, v, u, id > 0 AS pos FROM pg_test_items WHERE id = $1", 1, p2,
+                   &res),
+       "select");
+    ck_assert_int_eq(imp_pg_result_rows(res), 1);
+    ck_assert_int_eq(imp_pg_result_cols(res), 4);
+    ck_assert_int_eq(imp_pg_result_column(res, "v"), 1);
+    ck_assert_int_eq(imp_pg_result_column(res, "nope"), -1);
+    ck_assert_str_eq(imp_pg_result_value(res, 0, 1), "one");
+    ck_assert(imp_pg_result_is_null(res, 0, 2));
+    ck_assert_ptr_null(imp_pg_result_value(res, 0, 2));
+    ck_assert_ptr_null(imp_pg_result_value(res, 5, 0));
+    long long id = 0;
+    bool pos = false;
+    ck_assert_int_eq(imp_pg_result_get_int64(res, 0, 0, &id), 0);
+    ck_assert_int_eq(id, 1);
+    ck_assert_int_eq(imp_pg_result_get_int64(res, 0, 1, &id), -1);
+    ck_assert_int_eq(imp_pg_result_get_bool(res, 0, 3, &pos), 0);
+    ck_assert(pos);
+    imp_pg_result_free(res);
+
+    char *v = NULL;
+    ok(imp_pg_exec_scalar(pg, "SELECT u FROM pg_test_items WHERE id = 1", 0, NULL, &v), "scalar");
+    ck_assert_ptr_null(v);
+    expect_class(imp_pg_exec_scalar(pg, "SELECT 1 WHERE false", 0, NULL, &v), IMP_ERR_POISON,
+                 "pg_rows");
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(bytea_round_trip)
+{
+    imp_pg_t *pg = open_owner();
+    unsigned char raw[256];
+    for (int i = 0; i < 256; i++)
+        raw[i] = (unsigned char)i;
+    char *hex = imp_pg_bytea_hex(raw, sizeof(raw));
+    const char *params[] = {hex};
+    ok(imp_pg_exec(pg, "INSERT INTO pg_test_items (id, b) VALUES (7, $1)", 1, params, NULL),
+       "insert bytea");
+    free(hex);
+    imp_pg_result_t *res = NULL;
+    ok(imp_pg_exec(pg, "SELECT b FROM pg_test_items WHERE id = 7", 0, NULL, &res), "select");
+    unsigned char *out = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(imp_pg_result_get_bytea(res, 0, 0, &out, &len), 0);
+    ck_assert_uint_eq(len, sizeof(raw));
+    ck_assert(memcmp(out, raw, len) == 0);
+    free(out);
+    imp_pg_result_free(res);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(cached_statements)
+{
+    imp_pg_t *pg = open_owner();
+    const char *sql = "INSERT INTO pg_test_items (id, v) VALUES ($1, $2)";
+    char id[16];
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof(id), "%d", 100 + i);
+        const char *params[] = {id, "cached"};
+        ok(imp_pg_exec_cached(pg, sql, 2, params, NULL), "cached insert");
+    }
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_prepared_statements"), 1);
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items WHERE v = 'cached'"), 50);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(script_errors_name_the_line)
+{
+    imp_pg_t *pg = open_owner();
+    imp_error_t *err = imp_pg_exec_script(pg, "SELECT 1;\nSELECT 2;\nSELEC 3;\n-- é\nSELECT 4;\n");
+    ck_assert_ptr_nonnull(err);
+    ck_assert_msg(strstr(imp_error_message(err), "(line 3)") != NULL, "message: %s",
+                  imp_error_message(err));
+    ck_assert_str_eq(imp_error_code(err), "42601");
+    imp_error_free(err);
+    ok(imp_pg_exec_script(pg, "SELECT 1; SELECT 2"), "script");
+    imp_pg_free(pg);
+}
+END_TEST
+
+/* ---- transactions -------------------------------------------------------------------- */
+
+START_TEST(tx_commit_and_rollback)
+{
+    imp_pg_t *pg = open_owner();
+    ok(imp_pg_tx_begin(pg), "begin");
+    ck_assert(imp_pg_in_tx(pg));
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (1)");
+    imp_pg_tx_rollback(pg);
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 0);
+
+    ok(imp_pg_tx_begin_with(pg, "ISOLATION LEVEL REPEATABLE READ"), "begin rr");
+    expect_class(imp_pg_tx_begin(pg), IMP_ERR_POISON, "pg_misuse");
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (2)");
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 1);
+    expect_class(imp_pg_tx_commit(pg), IMP_ERR_POISON, "pg_misuse");
+    imp_pg_tx_rollback(pg); /* no-op outside a transaction */
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(commit_of_aborted_tx_reports_its_class)
+{
+    imp_pg_t *pg = open_owner();
+    ok(imp_pg_tx_begin(pg), "begin");
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (1)");
+    expect_class(
+        fails(pg, "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$"),
+        IMP_ERR_RETRIABLE, "40001");
+    expect_class(fails(pg, "SELECT 1"), IMP_ERR_POISON, "25P02");
+    expect_class(imp_pg_tx_commit(pg), IMP_ERR_RETRIABLE, "pg_tx_aborted");
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 0);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(savepoints)
+{
+    imp_pg_t *pg = open_owner();
+    expect_class(imp_pg_savepoint(pg, "s1"), IMP_ERR_POISON, "pg_misuse");
+    ok(imp_pg_tx_begin(pg), "begin");
+    expect_class(imp_pg_savepoint(pg, "bad name;"), IMP_ERR_POISON, "pg_misuse");
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (1)");
+    ok(imp_pg_savepoint(pg, "ev_2"), "savepoint");
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (2)");
+    expect_class(fails(pg, "INSERT INTO pg_test_items (id) VALUES (1)"), IMP_ERR_POISON, "23505");
+    ok(imp_pg_savepoint_rollback(pg, "ev_2"), "rollback to");
+    ok(imp_pg_savepoint(pg, "ev_3"), "savepoint");
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (3)");
+    ok(imp_pg_savepoint_release(pg, "ev_3"), "release");
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert_int_eq(scalar_int(pg, "SELECT sum(id) FROM pg_test_items"), 4);
+    imp_pg_free(pg);
+}
+END_TEST
+
+/* set_tenant is transaction-local and drives row-level security for the app role. */
+START_TEST(set_tenant_is_transaction_local)
+{
+    imp_pg_t *owner = open_owner();
+    must(owner, "DELETE FROM tenants WHERE slug IN ('pg-test-a', 'pg-test-b')");
+    must(owner, "INSERT INTO tenants (id, slug, name) VALUES ('" TENANT_A "', 'pg-test-a', 'A'), "
+                "('" TENANT_B "', 'pg-test-b', 'B')");
+    imp_pg_free(owner);
+
+    const char *app_dsn = getenv("IMP_PG_APP_DSN");
+    ck_assert_ptr_nonnull(app_dsn);
+    imp_pg_t *pg = NULL;
+    ok(imp_pg_connect(app_dsn, &pg), "connect app");
+    expect_class(imp_pg_set_tenant(pg, TENANT_A), IMP_ERR_POISON, "pg_misuse");
+
+    ok(imp_pg_tx_begin(pg), "begin");
+    expect_class(imp_pg_set_tenant(pg, "not-a-uuid"), IMP_ERR_POISON, "pg_misuse");
+    ok(imp_pg_set_tenant(pg, TENANT_A), "set tenant");
+    char *slug = NULL;
+    ok(imp_pg_exec_scalar(pg, "SELECT string_agg(slug, ',') FROM tenants", 0, NULL, &slug),
+       "tenants in tx");
+    ck_assert_str_eq(slug, "pg-test-a");
+    free(slug);
+    ok(imp_pg_tx_commit(pg), "commit");
+
+    char *setting = NULL;
+    ok(imp_pg_exec_scalar(pg, "SELECT coalesce(current_setting('app.tenant_id', true), '')", 0,
+                          NULL, &setting),
+       "setting after commit");
+    ck_assert_str_eq(setting, "");
+    free(setting);
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM tenants"), 0);
+
+    ok(imp_pg_tx_begin(pg), "begin");
+    ok(imp_pg_set_tenant(pg, TENANT_B), "set tenant b");
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM tenants"), 1);
+    ok(imp_pg_set_tenant(pg, NULL), "clear tenant");
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM tenants"), 0);
+    imp_pg_tx_rollback(pg);
+    imp_pg_free(pg);
+}
+END_TEST
+
+/* ---- classification ------------------------------------------------------------------ */
+
+START_TEST(classification_by_sqlstate)
+{
+    imp_pg_t *pg = open_owner();
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (1)");
+
+    imp_error_t *err = fails(pg, "INSERT INTO pg_test_items (id) VALUES (1)");
+    ck_assert_str_eq(imp_pg_error_sqlstate(err), "23505");
+    ck_assert_ptr_nonnull(imp_error_detail(err));
+    ck_assert_msg(strstr(imp_error_detail(err), "already exists") != NULL, "detail: %s",
+                  imp_error_detail(err));
+    ck_assert_msg(strstr(imp_error_detail(err), "pg_test_items_pkey") != NULL, "detail: %s",
+                  imp_error_detail(err));
+    expect_class(err, IMP_ERR_POISON, "23505");
+
+    expect_class(fails(pg, "SELECT 'zzz'::uuid"), IMP_ERR_POISON, "22P02");
+    expect_class(fails(pg, "SELECT * FROM no_such_table"), IMP_ERR_POISON, "42P01");
+
+    static const struct {
+        const char *state;
+        imp_err_class_t cls;
+    } raised[] = {
+        {"40001", IMP_ERR_RETRIABLE}, {"40P01", IMP_ERR_RETRIABLE}, {"55P03", IMP_ERR_RETRIABLE},
+        {"57014", IMP_ERR_RETRIABLE}, {"53300", IMP_ERR_INFRA},     {"53200", IMP_ERR_INFRA},
+        {"25006", IMP_ERR_INFRA},     {"P0001", IMP_ERR_POISON},    {"XX000", IMP_ERR_POISON},
+        {"22012", IMP_ERR_POISON},
+    };
+    for (size_t i = 0; i < IMP_ARRAY_LEN(raised); i++) {
+        char *sql = imp_asprintf("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '%s'; END $$",
+                                 raised[i].state);
+        expect_class(fails(pg, sql), raised[i].cls, raised[i].state);
+        free(sql);
+    }
+    ck_assert(imp_pg_is_connected(pg));
+    ck_assert_uint_eq(imp_pg_reconnect_count(pg), 0);
+
+    imp_error_t *other = imp_error_new(IMP_ERR_POISON, "pg_misuse", "x");
+    ck_assert_ptr_null(imp_pg_error_sqlstate(other));
+    imp_error_free(other);
+    imp_pg_free(pg);
+}
+END_TEST
+
+/* ---- batches ------------------------------------------------------------------------- */
+
+static void add_inserts(imp_pg_batch_t *b, int from, int n, bool cached)
+{
+    char id[16];
+    for (int i = from; i < from + n; i++) {
+        snprintf(id, sizeof(id), "%d", i);
+        const char *params[] = {id, "batch"};
+        if (cached)
+            imp_pg_batch_add_cached(b, "INSERT INTO pg_test_items (id, v) VALUES ($1, $2)", 2,
+                                    params);
+        else
+            imp_pg_batch_add(b, "INSERT INTO pg_test_items (id, v) VALUES ($1, $2)", 2, params);
+    }
+}
+
+START_TEST(batch_of_1000_in_one_round_trip)
+{
+    imp_pg_t *pg = open_owner();
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    add_inserts(b, 1, 1000, true);
+    ck_assert_uint_eq(imp_pg_batch_size(b), 1000);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ok(imp_pg_batch_run(pg, b), "batch");
+    long long ms = ms_since(&t0);
+    fprintf(stderr, "pg_test: 1000 pipelined inserts (outside a transaction) in %lld ms\n", ms);
+    ck_assert_uint_eq(imp_pg_batch_failed(b), 1000);
+    for (size_t i = 0; i < 1000; i++)
+        ck_assert_int_eq(imp_pg_batch_affected(b, i), 1);
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 1000);
+    /* One sync point: all 1000 rows were written by one (implicit) transaction. */
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(DISTINCT xmin::text) FROM pg_test_items"), 1);
+
+    /* Again inside an explicit transaction, reusing the batch with new statements. */
+    imp_pg_batch_reset(b);
+    add_inserts(b, 1001, 1000, false);
+    ok(imp_pg_tx_begin(pg), "begin");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ok(imp_pg_batch_run(pg, b), "batch in tx");
+    fprintf(stderr, "pg_test: 1000 pipelined inserts (inside a transaction) in %lld ms\n",
+            ms_since(&t0));
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 2000);
+    imp_pg_batch_free(b);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(batch_failure_stops_and_rolls_back)
+{
+    imp_pg_t *pg = open_owner();
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (500)");
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    add_inserts(b, 1, 1000, true); /* statement 499 inserts id 500: duplicate */
+    imp_error_t *err = imp_pg_batch_run(pg, b);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_str_eq(imp_pg_error_sqlstate(err), "23505");
+    ck_assert_msg(strncmp(imp_error_message(err), "statement 499:", 14) == 0, "message: %s",
+                  imp_error_message(err));
+    expect_class(err, IMP_ERR_POISON, "23505");
+    ck_assert_uint_eq(imp_pg_batch_failed(b), 499);
+    ck_assert_int_eq(imp_pg_batch_affected(b, 0), 1);
+    ck_assert_ptr_nonnull(imp_pg_batch_result(b, 0));
+    ck_assert_ptr_null(imp_pg_batch_result(b, 499));
+    ck_assert_int_eq(imp_pg_batch_affected(b, 600), -1);
+    ck_assert_ptr_null(imp_pg_batch_result(b, 600));
+    /* The implicit transaction of the batch is gone: only the row from before remains. */
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 1);
+
+    /* The connection is still usable, and the batch can run again once the conflict is gone. */
+    must(pg, "DELETE FROM pg_test_items");
+    ok(imp_pg_batch_run(pg, b), "rerun");
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 1000);
+    imp_pg_batch_free(b);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(batch_with_bad_cached_statement)
+{
+    imp_pg_t *pg = open_owner();
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    imp_pg_batch_add(b, "INSERT INTO pg_test_items (id) VALUES (1)", 0, NULL);
+    imp_pg_batch_add_cached(b, "INSERT INTO no_such_table VALUES (1)", 0, NULL);
+    imp_pg_batch_add(b, "INSERT INTO pg_test_items (id) VALUES (2)", 0, NULL);
+    ok(imp_pg_tx_begin(pg), "begin");
+    imp_error_t *err = imp_pg_batch_run(pg, b);
+    ck_assert_uint_eq(imp_pg_batch_failed(b), 1);
+    expect_class(err, IMP_ERR_POISON, "42P01");
+    expect_class(imp_pg_tx_commit(pg), IMP_ERR_POISON, "pg_tx_aborted");
+    /* The failed PREPARE is not remembered as prepared: running it again fails the same way. */
+    imp_pg_batch_reset(b);
+    imp_pg_batch_add_cached(b, "INSERT INTO no_such_table VALUES (1)", 0, NULL);
+    expect_class(imp_pg_batch_run(pg, b), IMP_ERR_POISON, "42P01");
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 0);
+    imp_pg_batch_free(b);
+    imp_pg_free(pg);
+}
+END_TEST
+
+/* Results far larger than the socket buffers: the sender must read while it writes. */
+START_TEST(batch_with_large_results)
+{
+    imp_pg_t *pg = open_owner();
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    for (int i = 0; i < 4000; i++)
+        imp_pg_batch_add_cached(b, "SELECT repeat('x', 4000) AS pad, $1::int AS n", 1,
+                                (const char *const[]){"7"});
+    ok(imp_pg_batch_run(pg, b), "large batch");
+    const imp_pg_result_t *last = imp_pg_batch_result(b, 3999);
+    ck_assert_ptr_nonnull(last);
+    ck_assert_int_eq((int)strlen(imp_pg_result_value(last, 0, 0)), 4000);
+    ck_assert_str_eq(imp_pg_result_value(last, 0, 1), "7");
+    imp_pg_batch_free(b);
+    imp_pg_free(pg);
+}
+END_TEST
+
+/* ---- reconnect ----------------------------------------------------------------------- */
+
+static void terminate(imp_pg_t *victim)
+{
+    char *pid = NULL;
+    ok(imp_pg_exec_scalar(victim, "SELECT pg_backend_pid()", 0, NULL, &pid), "backend pid");
+    imp_pg_t *killer = open_owner();
+    const char *params[] = {pid};
+    char *done = NULL;
+    ok(imp_pg_exec_scalar(killer, "SELECT pg_terminate_backend($1::int, 5000)", 1, params, &done),
+       "terminate");
+    ck_assert_str_eq(done, "t");
+    free(done);
+    free(pid);
+    imp_pg_free(killer);
+}
+
+START_TEST(reconnect_after_terminate)
+{
+    imp_pg_t *pg = open_owner();
+    ok(imp_pg_exec_cached(pg, "SELECT $1::int + 1", 1, (const char *const[]){"1"}, NULL), "cached");
+    terminate(pg);
+    imp_error_t *err = imp_pg_exec(pg, "SELECT 1", 0, NULL, NULL);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_msg(imp_error_class(err) == IMP_ERR_INFRA, "class %s: %s",
+                  imp_err_class_name(imp_error_class(err)), imp_error_message(err));
+    imp_error_free(err);
+    ck_assert(!imp_pg_is_connected(pg));
+    ok(imp_pg_exec(pg, "SELECT 1", 0, NULL, NULL), "after reconnect");
+    ck_assert_uint_eq(imp_pg_reconnect_count(pg), 1);
+    /* Prepared statements are prepared again on the new connection. */
+    char *v = NULL;
+    ok(imp_pg_exec_scalar(pg, "SELECT 1", 0, NULL, &v), "scalar");
+    free(v);
+    ok(imp_pg_exec_cached(pg, "SELECT $1::int + 1", 1, (const char *const[]){"1"}, NULL),
+       "cached after reconnect");
+    ok(imp_pg_ping(pg), "ping");
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(connection_lost_inside_tx)
+{
+    imp_pg_t *pg = open_owner();
+    ok(imp_pg_tx_begin(pg), "begin");
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (1)");
+    terminate(pg);
+    imp_error_t *err = imp_pg_exec(pg, "INSERT INTO pg_test_items (id) VALUES (2)", 0, NULL, NULL);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(imp_error_class(err), IMP_ERR_INFRA);
+    imp_error_free(err);
+    /* No silent autocommit on a new connection: the handle insists on a rollback first. */
+    expect_class(imp_pg_exec(pg, "INSERT INTO pg_test_items (id) VALUES (3)", 0, NULL, NULL),
+                 IMP_ERR_INFRA, "pg_tx_lost");
+    ck_assert(imp_pg_in_tx(pg));
+    imp_pg_tx_rollback(pg);
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 0);
+
+    /* Lost before COMMIT: the commit reports infra and closes the transaction. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (4)");
+    terminate(pg);
+    err = imp_pg_tx_commit(pg);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(imp_error_class(err), IMP_ERR_INFRA);
+    imp_error_free(err);
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 0);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(batch_after_terminate)
+{
+    imp_pg_t *pg = open_owner();
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    add_inserts(b, 1, 10, true);
+    ok(imp_pg_batch_run(pg, b), "batch");
+    must(pg, "DELETE FROM pg_test_items");
+    terminate(pg);
+    imp_error_t *err = imp_pg_batch_run(pg, b);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(imp_error_class(err), IMP_ERR_INFRA);
+    imp_error_free(err);
+    ok(imp_pg_batch_run(pg, b), "batch after reconnect");
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 10);
+    imp_pg_batch_free(b);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(connect_failure_backs_off)
+{
+    imp_pg_t *pg = NULL;
+    imp_error_t *err = imp_pg_connect("postgresql://nobody@127.0.0.1:1/none", &pg);
+    ck_assert_ptr_null(pg);
+    expect_class(err, IMP_ERR_INFRA, "pg_connect");
+
+    imp_pg_options_t opts = {.dsn = "postgresql://nobody@127.0.0.1:1/none",
+                             .backoff_min_ms = 200,
+                             .backoff_max_ms = 300};
+    pg = imp_pg_new(&opts);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    expect_class(imp_pg_ping(pg), IMP_ERR_INFRA, "pg_connect"); /* at once */
+    expect_class(imp_pg_ping(pg), IMP_ERR_INFRA, "pg_connect"); /* after 200 ms */
+    expect_class(imp_pg_ping(pg), IMP_ERR_INFRA, "pg_connect"); /* after 300 ms (bounded) */
+    long long ms = ms_since(&t0);
+    ck_assert_msg(ms >= 450 && ms < 2000, "three attempts took %lld ms", ms);
+    imp_pg_free(pg);
+}
+END_TEST
+
+static Suite *pg_suite(void)
+{
+    Suite *s = suite_create("pg");
+    TCase *tc = tcase_create("pg");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, exec_params_and_results);
+    tcase_add_test(tc, bytea_round_trip);
+    tcase_add_test(tc, cached_statements);
+    tcase_add_test(tc, script_errors_name_the_line);
+    tcase_add_test(tc, tx_commit_and_rollback);
+    tcase_add_test(tc, commit_of_aborted_tx_reports_its_class);
+    tcase_add_test(tc, savepoints);
+    tcase_add_test(tc, set_tenant_is_transaction_local);
+    tcase_add_test(tc, classification_by_sqlstate);
+    tcase_add_test(tc, batch_of_1000_in_one_round_trip);
+    tcase_add_test(tc, batch_failure_stops_and_rolls_back);
+    tcase_add_test(tc, batch_with_bad_cached_statement);
+    tcase_add_test(tc, batch_with_large_results);
+    tcase_add_test(tc, reconnect_after_terminate);
+    tcase_add_test(tc, connection_lost_inside_tx);
+    tcase_add_test(tc, batch_after_terminate);
+    tcase_add_test(tc, connect_failure_backs_off);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    imp_log_init("pg_test", IMP_LOG_LEVEL_WARN);
+    SRunner *sr = srunner_create(pg_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
