@@ -63,7 +63,7 @@ start_bg() { # start_bg NAME CMD… : runs CMD with the dev environment, log and
     (
         set -a
         # shellcheck disable=SC1091
-        . "$DEV/env"
+        [ -f "$DEV/env" ] && . "$DEV/env"
         [ -f "$DEV/user.env" ] && . "$DEV/user.env"
         set +a
         exec "$@"
@@ -151,21 +151,35 @@ start_devbroker() {
     die "imperium-devbroker did not write $file within 10s"
 }
 
+# The key that encrypts secrets at rest: made once per .dev and kept.
+secret_key() {
+    if [ ! -s "$DEV/secret.key" ]; then
+        (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DEV/secret.key")
+    fi
+    cat "$DEV/secret.key"
+}
+
 write_env() {
-    local brokers
+    local brokers key
     brokers=$(cat "$DEV/kafka.bootstrap")
-    cat >"$DEV/env" <<EOF
+    key=$(secret_key)
+    (umask 077 && cat >"$DEV/env" <<EOF
 # Written by deploy/dev.sh up. Source it: set -a; . .dev/env; set +a
-IMP_PG_DSN=postgresql://postgres@127.0.0.1:$DEV_PG_PORT/imperium
+# IMP_PG_DSN is the workers' role (row-level security applies); IMP_PG_ADMIN_DSN migrates.
+IMP_PG_DSN=postgresql://imperium_app@127.0.0.1:$DEV_PG_PORT/imperium
 IMP_PG_APP_DSN=postgresql://imperium_app@127.0.0.1:$DEV_PG_PORT/imperium
 IMP_PG_API_DSN=postgresql://imperium_api@127.0.0.1:$DEV_PG_PORT/imperium
+IMP_PG_ADMIN_DSN=postgresql://postgres@127.0.0.1:$DEV_PG_PORT/imperium
 IMP_REDIS_URL=redis://127.0.0.1:$DEV_REDIS_PORT/0
 IMP_KAFKA_BROKERS=$brokers
 IMP_DEVBROKER_CONTROL=127.0.0.1:$DEV_BROKER_CONTROL_PORT
 IMP_MIGRATIONS_DIR=$ROOT/migrations
+IMP_SECRET_KEY=$key
+IMP_INGRESS_LISTEN=127.0.0.1:$DEV_INGRESS_PORT
+IMP_INGRESS_URL=http://127.0.0.1:$DEV_INGRESS_PORT
 IMP_LOG_LEVEL=info
 EOF
-    chmod 600 "$DEV/env"
+    )
 }
 
 # The user's own IMP_* settings, saved at `up` so that restarts keep them.
@@ -184,7 +198,7 @@ migrate() {
         set -a
         . "$DEV/env"
         set +a
-        "$bin"
+        IMP_PG_DSN=$IMP_PG_ADMIN_DSN "$bin"
     ) >>"$LOGS/migrate.log" 2>&1 || die "migrations failed (see $LOGS/migrate.log)"
 }
 
@@ -196,6 +210,13 @@ start_fleet() {
         [ -x "$bin" ] || continue
         IMP_METRICS_PORT=$((DEV_METRICS_BASE_PORT + i)) start_bg "$name" "$bin"
     done
+}
+
+# The demo tenant, once the fleet can take commands.
+seed_demo() {
+    [ -x "$BUILD_DEV/bin/imperium-control" ] && [ -f "$ROOT/deploy/demo.sh" ] || return 0
+    BUILD="$BUILD_DEV" bash "$ROOT/deploy/demo.sh" "$BUILD_DEV" ||
+        die "seeding the demo tenant failed (see $LOGS/imperium-control.log)"
 }
 
 # --- commands -------------------------------------------------------------------------------
@@ -213,6 +234,7 @@ cmd_up() {
     migrate
     start_fleet
     sleep 0.5
+    seed_demo
     cmd_status
     cat <<EOF
 

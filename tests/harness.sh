@@ -66,10 +66,10 @@ teardown() {
     local rc=$1
     [ "$TORN_DOWN" = 1 ] && return
     TORN_DOWN=1
-    if [ -n "$WATCHDOG_PID" ]; then
-        kill "$WATCHDOG_PID" 2>/dev/null
-        wait "$WATCHDOG_PID" 2>/dev/null
-    fi
+    # Not waited for: a TERM that lands before its exec is lost, and then it only leaves
+    # once this harness is gone (finding .torn-down, it does nothing).
+    : >"$IMP_TEST_TMP/.torn-down"
+    [ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null
     # Clients first (the test and what it started), then the services.
     [ -n "$CMD_PID" ] && proc_alive "$CMD_PID" && signal_proc TERM "$CMD_PID"
     kill_registered 10 postgres redis devbroker
@@ -109,17 +109,16 @@ on_signal() {
     exit "$2"
 }
 
+# Started before the traps are set, so that it never runs them.
+# If the harness is SIGKILLed (a ctest timeout), the watchdog still cleans up.
+setsid bash "$IMP_TEST_LIB/watchdog.sh" "$$" "$IMP_TEST_TMP" </dev/null \
+    >>"$IMP_TEST_TMP/logs/watchdog.log" 2>&1 &
+WATCHDOG_PID=$!
+
 trap on_exit EXIT
 trap 'on_signal INT 130' INT
 trap 'on_signal TERM 143' TERM
 trap 'on_signal HUP 129' HUP
-
-# If the harness is SIGKILLed (a ctest timeout), the watchdog still cleans up.
-start_watchdog() {
-    setsid bash "$IMP_TEST_LIB/watchdog.sh" "$$" "$IMP_TEST_TMP" </dev/null \
-        >>"$IMP_TEST_TMP/logs/watchdog.log" 2>&1 &
-    WATCHDOG_PID=$!
-}
 
 # ---- services --------------------------------------------------------------------------
 
@@ -238,7 +237,6 @@ start_services() {
 
 # ---- run -------------------------------------------------------------------------------
 
-start_watchdog
 start_services
 say "services ready in $(($(now_ms) - START_MS)) ms (postgres :$IMP_PG_PORT, redis :$REDIS_PORT$(
     [ -n "${IMP_KAFKA_BROKERS:-}" ] && echo ", kafka $IMP_KAFKA_BROKERS"))"

@@ -168,6 +168,7 @@ static imp_error_t *set_fixed(const rule_t *r, const char *s, char *dst, size_t 
     if (err != NULL)
         return err;
     assert(n < cap);
+    (void)cap;
     memcpy(dst, s, n + 1);
     return NULL;
 }
@@ -379,6 +380,7 @@ static imp_error_t *read_fixed(json_t *obj, const rule_t *r, bool required, char
     if ((err = check_rule(r, s, n)) != NULL)
         return err;
     assert(n < cap);
+    (void)cap;
     memcpy(dst, s, n);
     dst[n] = '\0';
     return NULL;

@@ -297,7 +297,7 @@ assert_eq "kafka unreachable: waiting in the outbox" 1 \
 dlq replay "$G"
 assert_eq "after kafka is back exit" 0 "$RC"
 assert_contains "after kafka is back: already replayed" "$OUT" "already replayed 1"
-assert_contains "after kafka is back: published" "$OUT" "published the events left in the outbox"
+assert_contains "after kafka is back: published" "$OUT" "published the replayed events left in the outbox"
 assert_eq "after kafka is back: one message" 1 "$(kafka_messages imp.draft.v1 | count_lines)"
 assert_eq "after kafka is back: outbox empty" 0 \
     "$(sql "SELECT count(*) FROM outbox WHERE published_at IS NULL")"
@@ -337,6 +337,13 @@ assert_eq "postgres unreachable exit" 2 "$RC"
 assert_contains "postgres unreachable message" "$OUT" "imperium-dlq: could not connect to postgres: "
 case "$OUT" in *pw-must-not-show*) fail "the password was printed: $OUT" ;; esac
 pass "postgres unreachable: no password in the output"
+
+RC=0
+OUT=$(IMP_PG_DSN="host=127.0.0.1 password=pw must-not-show" "$DLQ" list 2>&1) || RC=$?
+assert_eq "malformed DSN exit" 2 "$RC"
+assert_contains "malformed DSN message" "$OUT" "IMP_PG_DSN is not a valid connection string"
+case "$OUT" in *must-not-show*) fail "part of the DSN was printed: $OUT" ;; esac
+pass "malformed DSN: nothing of it in the output"
 
 dlq list --class nope
 assert_eq "bad class exit" 2 "$RC"

@@ -5,7 +5,7 @@
 harness=$1
 tmp=$2
 while kill -0 "$harness" 2>/dev/null; do sleep 1; done
-[ -d "$tmp" ] || exit 0
+[ -d "$tmp" ] && [ ! -e "$tmp/.torn-down" ] || exit 0
 export IMP_TEST_TMP=$tmp IMP_LOG_TAG=watchdog
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 IMP_PG_DATA="$tmp/pg/data"

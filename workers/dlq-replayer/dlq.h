@@ -23,8 +23,9 @@
     "AND di.operation_id = d.operation_id AND di.state = 'dead' "                                  \
     "AND di.processed_at > d.replayed_at))"
 
-/* A timestamptz as RFC 3339 UTC with milliseconds, whatever the session's TimeZone. */
-#define DLQ_SQL_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* to_char format of RFC 3339 with milliseconds; use on "col AT TIME ZONE 'UTC'", so the
+ * text is UTC whatever the session's TimeZone. */
+#define DLQ_SQL_RFC3339 "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"
 
 /* Exit statuses (docs/dead-letters.md). */
 enum {
@@ -196,6 +197,24 @@ json_t *dlq_row_json(const dlq_row_t *r);
 
 /* The filter as JSON (new reference), for audit records and messages. */
 json_t *dlq_filter_json(const dlq_filter_t *f, const char *tenant_id);
+
+/* ---- publishing (publish.c) ----------------------------------------------------------- */
+
+/* How many of the outbox rows ids[0..n) are unpublished; n == 0: how many rows written by
+ * earlier replays are (Kafka was down then). */
+imp_error_t *dlq_outbox_unpublished(imp_pg_t *pg, const long long *ids, size_t n, long long *left);
+
+/* Publish unpublished outbox rows, in id order, until the rows ids[0..n) are out (n == 0:
+ * the rows of earlier replays), Kafka fails, or about three publish timeouts have passed.
+ * *left: how many of those rows are still unpublished (set it before the call: it is kept
+ * when Kafka cannot be reached at all). */
+imp_error_t *dlq_publish(imp_pg_t *pg, const dlq_settings_t *s, const long long *ids, size_t n,
+                         long long *left);
+
+/* Tell the operator how publishing went; mine is how many events this run replayed. Frees
+ * err. Returns DLQ_EXIT_OK when nothing of the rows in question is left, else
+ * DLQ_EXIT_KAFKA. */
+int dlq_report_publish(imp_error_t *err, long long left, size_t mine);
 
 /* ---- commands (list.c, replay.c, purge.c) ---------------------------------------------- */
 

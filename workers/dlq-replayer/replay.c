@@ -1,17 +1,14 @@
 /* imperium-dlq replay: each dead letter back to its original topic with its original key and
  * operation id, one Postgres transaction per dead letter (row lock, inbox, audit, outbox),
- * then the outbox relay publishes. */
+ * then the outbox relay publishes (publish.c). */
 #include "dlq.h"
 
 #include "imp/envelope.h"
-#include "imp/kafka.h"
 #include "imp/mem.h"
-#include "imp/worker.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Header names the worker runtime reads to learn where an event was first consumed from
  * (common/src/worker_internal.h): kept on a replay, so a later dead letter of the same event
@@ -20,12 +17,10 @@
 #define HDR_ORIGIN_PARTITION "imp-origin-partition"
 #define HDR_ORIGIN_OFFSET "imp-origin-offset"
 
-#define RELAY_BATCH 500
-
 #define SQL_LOCK                                                                                   \
     "SELECT worker, topic, kafka_partition, kafka_offset, kafka_key, operation_id, tenant_id, "    \
-    "envelope, " DLQ_SQL_TS("replayed_at") ", replayed_by, replay_count, " DLQ_SQL_DEAD_AGAIN " "  \
-                                           "FROM dead_letters d WHERE id = $1 FOR UPDATE"
+    "envelope, to_char(replayed_at AT TIME ZONE 'UTC', " DLQ_SQL_RFC3339 "), replayed_by, "        \
+    "replay_count, " DLQ_SQL_DEAD_AGAIN " FROM dead_letters d WHERE id = $1 FOR UPDATE"
 
 #define SQL_INBOX_LOCK                                                                             \
     "SELECT state, attempt FROM inbox WHERE worker = $1 AND operation_id = $2 FOR UPDATE"
@@ -36,7 +31,7 @@
 #define SQL_MARK                                                                                   \
     "UPDATE dead_letters SET replayed_at = now(), replayed_by = $2, "                              \
     "replay_count = replay_count + 1 WHERE id = $1 "                                               \
-    "RETURNING " DLQ_SQL_TS("replayed_at") ", replay_count"
+    "RETURNING to_char(replayed_at AT TIME ZONE 'UTC', " DLQ_SQL_RFC3339 "), replay_count"
 
 #define SQL_OUTBOX                                                                                 \
     "INSERT INTO outbox (topic, key, payload, headers, tenant_id, operation_id) "                  \
@@ -113,9 +108,10 @@ static bool reset_envelope(const locked_t *row, char **out)
     }
     err = imp_envelope_serialize(&ev, out);
     imp_envelope_dispose(&ev);
-    /* A parsed envelope always serializes; if one did not, send it as it was. */
+    /* A parsed envelope always serializes; if one did not, it goes out as stored. */
+    bool ok = err == NULL;
     imp_error_free(err);
-    return err == NULL;
+    return ok;
 }
 
 static char *origin_headers(const locked_t *row)
@@ -391,79 +387,6 @@ static imp_error_t *select_ids(imp_pg_t *pg, const dlq_args_t *a, long long **id
     return NULL;
 }
 
-/* ---- publishing ----------------------------------------------------------------------------- */
-
-static char *id_array(const long long *ids, size_t n)
-{
-    size_t cap = n * 21 + 3, len = 0;
-    char *s = imp_malloc(cap);
-    s[len++] = '{';
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(s + len, cap - len, "%s%lld", i ? "," : "", ids[i]);
-    snprintf(s + len, cap - len, "}");
-    return s;
-}
-
-/* How many of the outbox rows ids[0..n) are still unpublished. */
-static imp_error_t *count_unpublished(imp_pg_t *pg, const long long *ids, size_t n, long long *left)
-{
-    char *arr = id_array(ids, n);
-    const char *params[] = {arr};
-    char *v = NULL;
-    imp_error_t *err =
-        n == 0 ? imp_pg_exec_scalar(pg, "SELECT count(*) FROM outbox WHERE published_at IS NULL", 0,
-                                    NULL, &v)
-               : imp_pg_exec_scalar(pg,
-                                    "SELECT count(*) FROM outbox WHERE id = ANY($1::bigint[]) "
-                                    "AND published_at IS NULL",
-                                    1, params, &v);
-    *left = v ? atoll(v) : 0;
-    free(v);
-    free(arr);
-    return err;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Publish unpublished outbox rows until the rows ids[0..n) are out (n == 0: until the outbox
- * is empty), Kafka fails, or the time is up. *left: those still unpublished. */
-static imp_error_t *publish(imp_pg_t *pg, const dlq_settings_t *s, const long long *ids, size_t n,
-                            long long *left)
-{
-    char timeout[32];
-    snprintf(timeout, sizeof(timeout), "%lld", s->publish_timeout_ms);
-    const imp_kafka_prop_t props[] = {{"delivery.timeout.ms", timeout}};
-    const imp_kafka_props_t extra = {props, IMP_ARRAY_LEN(props)};
-    imp_error_t *err = NULL;
-    imp_kafka_producer_t *p = imp_kafka_producer_new(s->kafka_brokers, &extra, &err);
-    if (p == NULL)
-        return err;
-    int wait_ms = (int)s->publish_timeout_ms + 2000;
-    err = imp_kafka_producer_ping(p, (int)s->publish_timeout_ms);
-    int64_t deadline = imp_envelope_time_now_ms() + 3 * (int64_t)s->publish_timeout_ms;
-    while (err == NULL) {
-        int published = 0;
-        err = imp_worker_relay_once(pg, p, 0, RELAY_BATCH, wait_ms, &published);
-        imp_error_t *cerr = count_unpublished(pg, ids, n, left);
-        if (err == NULL)
-            err = cerr;
-        else
-            imp_error_free(cerr);
-        if (err != NULL || *left == 0 || imp_envelope_time_now_ms() > deadline)
-            break;
-        /* Rows of ours still there after a full pass were locked by a worker's relay, which
-         * is publishing them now. */
-        if (published < RELAY_BATCH)
-            sleep_ms(200);
-    }
-    imp_kafka_producer_free(p);
-    return err;
-}
-
 /* ---- the command ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -524,84 +447,73 @@ static int dry_run(imp_pg_t *pg, const long long *ids, size_t n, bool again)
     return t.not_found > 0 ? DLQ_EXIT_PARTIAL : DLQ_EXIT_OK;
 }
 
-static int report_publish(imp_error_t *err, long long left, size_t mine)
+/* Replay ids[0..n), printing one line each; the outbox rows of those replayed go to outbox.
+ * A Postgres error stops the run (what was replayed before stays replayed). */
+static imp_error_t *replay_all(imp_pg_t *pg, const dlq_settings_t *s, const dlq_args_t *a,
+                               const long long *ids, size_t n, long long *outbox, size_t *nout,
+                               tally_t *t)
 {
-    if (left == 0) {
-        if (mine > 0)
-            printf("published %zu replayed event%s to Kafka\n", mine, mine == 1 ? "" : "s");
-        else
-            printf("published the events left in the outbox to Kafka\n");
-        /* Ours are out; another event of the outbox was not (the worker relays retry it). */
+    for (size_t i = 0; i < n; i++) {
+        result_t res;
+        imp_error_t *err = replay_one(pg, ids[i], s->actor, a->again, &res);
         if (err != NULL)
-            fprintf(stderr, "%s: note: other outbox events were not published: %s\n", DLQ_BINARY,
-                    imp_error_message(err));
-        imp_error_free(err);
-        return DLQ_EXIT_OK;
+            return err;
+        printf("dead letter %lld: %s\n", ids[i], res.line);
+        fflush(stdout);
+        count_outcome(t, res.kind);
+        if (res.kind == OUT_REPLAYED)
+            outbox[(*nout)++] = res.outbox_id;
     }
-    fprintf(stderr,
-            "%s: kafka: could not publish (%s)\n"
-            "%s: %lld %sevent%s wait%s in the outbox: a running worker's outbox relay publishes "
-            "%s, or run this command again once Kafka is reachable\n",
-            DLQ_BINARY, err ? imp_error_message(err) : "timed out", DLQ_BINARY, left,
-            mine > 0 ? "replayed " : "", left == 1 ? "" : "s", left == 1 ? "s" : "",
-            left == 1 ? "it" : "them");
-    imp_error_free(err);
-    return DLQ_EXIT_KAFKA;
+    return NULL;
+}
+
+/* Publish the events this run replayed, or those an earlier run left in the outbox. With
+ * neither, Kafka is left alone: a second replay changes nothing. */
+static int publish_replayed(imp_pg_t *pg, const dlq_settings_t *s, const long long *outbox,
+                            size_t nout)
+{
+    long long left = (long long)nout;
+    imp_error_t *err = nout > 0 ? NULL : dlq_outbox_unpublished(pg, NULL, 0, &left);
+    if (err != NULL)
+        return dlq_fail("replay", err);
+    if (left == 0)
+        return DLQ_EXIT_OK;
+    err = dlq_publish(pg, s, outbox, nout, &left);
+    return dlq_report_publish(err, left, nout);
 }
 
 int dlq_cmd_replay(imp_pg_t *pg, const dlq_settings_t *s, const dlq_args_t *a)
 {
-    long long *ids = NULL, *outbox = NULL;
+    long long *ids = NULL;
     size_t n = 0, nout = 0;
     tally_t t = {0};
-    int rc = DLQ_EXIT_OK;
     imp_error_t *err = select_ids(pg, a, &ids, &n);
     if (err != NULL)
         return dlq_fail("replay", err);
     if (a->dry_run) {
-        rc = dry_run(pg, ids, n, a->again);
+        int rc = dry_run(pg, ids, n, a->again);
         free(ids);
         return rc;
     }
     if (n == 0)
         printf("no dead letters to replay match (replayed ones are skipped)\n");
-    outbox = imp_malloc((n ? n : 1) * sizeof(*outbox));
-    for (size_t i = 0; i < n; i++) {
-        result_t res;
-        err = replay_one(pg, ids[i], s->actor, a->again, &res);
-        if (err != NULL) {
-            print_summary(&t, false);
-            rc = dlq_fail("replay stopped", err);
-            if (nout > 0)
-                fprintf(stderr,
-                        "%s: the %zu event%s replayed before that wait%s in the outbox for a "
-                        "running worker's outbox relay\n",
-                        DLQ_BINARY, nout, nout == 1 ? "" : "s", nout == 1 ? "s" : "");
-            goto out;
-        }
-        printf("dead letter %lld: %s\n", ids[i], res.line);
-        fflush(stdout);
-        count_outcome(&t, res.kind);
-        if (res.kind == OUT_REPLAYED)
-            outbox[nout++] = res.outbox_id;
-    }
+    long long *outbox = imp_malloc((n ? n : 1) * sizeof(*outbox));
+    err = replay_all(pg, s, a, ids, n, outbox, &nout, &t);
     print_summary(&t, false);
     fflush(stdout);
-    long long left = 0;
-    err = count_unpublished(pg, NULL, 0, &left);
-    /* Nothing to publish (a second replay): leave Kafka alone. */
-    if (err == NULL && (nout > 0 || left > 0)) {
+    int rc;
+    if (err != NULL) {
+        rc = dlq_fail("replay stopped", err);
         if (nout > 0)
-            left = (long long)nout;
-        err = publish(pg, s, outbox, nout, &left);
-        rc = report_publish(err, left, nout);
-    } else if (err != NULL) {
-        rc = dlq_fail("replay", err);
-        goto out;
+            fprintf(stderr,
+                    "%s: the %zu event%s replayed before that wait%s in the outbox for a running "
+                    "worker's outbox relay\n",
+                    DLQ_BINARY, nout, nout == 1 ? "" : "s", nout == 1 ? "s" : "");
+    } else {
+        rc = publish_replayed(pg, s, outbox, nout);
+        if (rc == DLQ_EXIT_OK && (t.not_found > 0 || t.failed > 0))
+            rc = DLQ_EXIT_PARTIAL;
     }
-    if (rc == DLQ_EXIT_OK && (t.not_found > 0 || t.failed > 0))
-        rc = DLQ_EXIT_PARTIAL;
-out:
     free(ids);
     free(outbox);
     return rc;

@@ -9,19 +9,14 @@
 #include <string.h>
 
 #define SQL_ROWS                                                                                   \
-    "SELECT d.id, " DLQ_SQL_TS(                                                                    \
-        "d.created_at") ", d.worker, d.class, d.reason, d.topic, "                                 \
-                        "d.kafka_partition, d.kafka_offset, d.kafka_key, d.operation_id, "         \
-                        "d.tenant_id, d.attempt, "                                                 \
-                        "d.envelope, d.headers::text, " DLQ_SQL_TS(                                \
-                            "d.replayed_at") ", d.replayed_by, d.replay_count, "                   \
-                                             "i.state, i.attempt, " DLQ_SQL_TS(                    \
-                                                 "i.processed_at") ", " DLQ_SQL_DEAD_AGAIN " "     \
-                                                                   "FROM dead_letters d LEFT "     \
-                                                                   "JOIN inbox i "                 \
-                                                                   "ON i.worker = d.worker AND "   \
-                                                                   "i.operation_id = "             \
-                                                                   "d.operation_id "
+    "SELECT d.id, to_char(d.created_at AT TIME ZONE 'UTC', " DLQ_SQL_RFC3339 "), d.worker, "       \
+    "d.class, d.reason, d.topic, d.kafka_partition, d.kafka_offset, d.kafka_key, "                 \
+    "d.operation_id, d.tenant_id, d.attempt, d.envelope, d.headers::text, "                        \
+    "to_char(d.replayed_at AT TIME ZONE 'UTC', " DLQ_SQL_RFC3339 "), d.replayed_by, "              \
+    "d.replay_count, i.state, i.attempt, "                                                         \
+    "to_char(i.processed_at AT TIME ZONE 'UTC', " DLQ_SQL_RFC3339 "), " DLQ_SQL_DEAD_AGAIN         \
+    " FROM dead_letters d LEFT JOIN inbox i "                                                      \
+    "ON i.worker = d.worker AND i.operation_id = d.operation_id "
 
 enum {
     COL_ID,
