@@ -316,7 +316,7 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
     (void)local_ip;
     (void)primary_port;
     (void)local_port;
-    char ip[INET6_ADDRSTRLEN + 16];
+    char ip[128];
     snprintf(ip, sizeof(ip), "%s", primary_ip ? primary_ip : "");
     ip[strcspn(ip, "%")] = '\0'; /* drop an IPv6 zone */
     struct sockaddr_storage ss = {0};

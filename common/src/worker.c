@@ -486,6 +486,7 @@ imp_error_t *imp_worker_new(const imp_worker_def_t *def, const imp_worker_settin
     w->producer = imp_kafka_producer_new(settings->kafka_brokers, &pprops, &err);
     if (err != NULL)
         goto out;
+    worker_outbox_attach(w);
 
     const char **topics = imp_calloc(def->ntopics + 1, sizeof(*topics));
     for (size_t i = 0; i < def->ntopics; i++)
@@ -527,6 +528,7 @@ void imp_worker_free(imp_worker_t *w)
     queue_pop(w, queue_len(w));
     free(w->q);
     free(w->waits);
+    free(w->acked);
     imp_kafka_consumer_free(w->consumer);
     if (w->producer != NULL)
         imp_error_free(imp_kafka_producer_flush(w->producer, 5000));
@@ -595,12 +597,12 @@ static imp_error_t *step(imp_worker_t *w, long long *infra_delay)
         *infra_delay = 100;
         resume_all(w);
         imp_metrics_inc(w->m_batches);
-        if (!worker_outbox_publish(w, items, n))
-            w->backlog = true;
+        worker_outbox_publish(w, items, n);
         store_offsets(w, items, n);
         count_outcomes(w, items, n);
         queue_pop(w, n);
     }
+    worker_outbox_settle(w, 0);
     now = worker_now_ms();
     worker_outbox_tick(w, now);
     lag_tick(w, now);
@@ -616,6 +618,7 @@ imp_error_t *imp_worker_run(imp_worker_t *w)
     w->next_relay_ms = worker_now_ms() + w->s.relay_interval_ms;
     while (err == NULL && !w->stopping)
         err = step(w, &infra_delay);
+    worker_outbox_settle(w, (int)w->s.publish_timeout_ms);
     if (err != NULL)
         IMP_LOG_ERROR("worker stopping on a fatal error", IMP_LE(err));
     log_kafka_err("final offset commit failed", imp_kafka_consumer_commit_sync(w->consumer));

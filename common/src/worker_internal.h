@@ -90,6 +90,9 @@ struct imp_worker {
 
     char tx_tenant[64]; /* app.tenant_id as set in the open transaction */
     bool backlog;       /* a publish failed: drain the outbox before consuming on */
+    long long *acked;   /* outbox ids Kafka acknowledged, not yet marked published */
+    size_t nacked, capacked;
+    int inflight; /* events produced whose delivery report is still due */
     int64_t next_relay_ms;
     int64_t next_lag_ms;
     volatile sig_atomic_t stopping;
@@ -115,9 +118,14 @@ void worker_outs_push(worker_outs_t *o, const char *topic, const char *key, cons
 void worker_outs_clear(worker_outs_t *o);
 /* Insert every out of items[0..n) into the outbox (one statement), setting their ids. */
 imp_error_t *worker_outbox_insert(imp_worker_t *w, worker_item_t *items, size_t n);
-/* Publish the inserted outs of items[0..n) and mark them published; false when some could
- * not be published (they stay for the relay). */
-bool worker_outbox_publish(imp_worker_t *w, worker_item_t *items, size_t n);
+/* Route the producer's delivery reports to the runtime (again after a relay ran). */
+void worker_outbox_attach(imp_worker_t *w);
+/* Produce the inserted outs of items[0..n) without waiting; reports arrive through
+ * worker_outbox_settle. A failure sets w->backlog (the relay then publishes in order). */
+void worker_outbox_publish(imp_worker_t *w, worker_item_t *items, size_t n);
+/* Serve delivery reports (waiting up to wait_ms for all of them; 0: only what is there) and
+ * mark the acknowledged rows published. */
+void worker_outbox_settle(imp_worker_t *w, int wait_ms);
 /* Drain unpublished rows (all ages); NULL when the outbox is empty. */
 imp_error_t *worker_outbox_drain(imp_worker_t *w);
 /* The periodic relay and purge. */

@@ -6,6 +6,7 @@
 #include "imp/mem.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -200,62 +201,112 @@ static size_t headers_from_json(const char *text, imp_kafka_header_t *hdrs, size
     return n;
 }
 
+/* Every produced outbox row carries a heap ticket as its opaque, and one callback serves
+ * every report, so a report that arrives late (after its waiter gave up) still lands safely:
+ * relay waits share a reference-counted state; the runtime's own rows report to the worker. */
 typedef struct {
-    int pending;
-    bool *ok;
-} publish_state_t;
+    int refs;    /* the waiter's reference plus one per pending ticket */
+    int pending; /* reports still due */
+    bool *ok;    /* per row: persisted */
+} relay_state_t;
 
-static void on_delivery(void *opaque, const imp_error_t *err, int32_t partition, int64_t offset,
-                        void *ctx)
+typedef struct {
+    imp_worker_t *w;   /* the runtime's asynchronous publish, or NULL */
+    relay_state_t *rs; /* a relay waiting for its rows, or NULL */
+    size_t index;
+    long long id;
+} ticket_t;
+
+static void relay_state_unref(relay_state_t *rs)
+{
+    if (--rs->refs > 0)
+        return;
+    free(rs->ok);
+    free(rs);
+}
+
+static void async_delivered(imp_worker_t *w, long long id, const imp_error_t *err);
+
+static void on_ticket(void *opaque, const imp_error_t *err, int32_t partition, int64_t offset,
+                      void *ctx)
 {
     (void)partition;
     (void)offset;
-    publish_state_t *st = ctx;
-    bool *ok = opaque;
-    *ok = err == NULL;
-    st->pending--;
-    if (err != NULL)
-        IMP_LOG_WARN("outbox event not persisted", IMP_LE(err));
+    (void)ctx;
+    ticket_t *t = opaque;
+    if (t->rs != NULL) {
+        t->rs->ok[t->index] = err == NULL;
+        t->rs->pending--;
+        if (err != NULL)
+            IMP_LOG_WARN("outbox event not persisted", IMP_LE(err));
+        relay_state_unref(t->rs);
+    } else {
+        async_delivered(t->w, t->id, err);
+    }
+    free(t);
 }
 
-/* Produce outs[0..n) (pointers), wait for every report; ok[i] tells which were persisted. */
+/* Produce one row with its ticket, waiting out a full local queue until deadline_ms. The
+ * ticket is freed here when the row was not queued. */
+static bool produce_row(imp_kafka_producer_t *p, const worker_out_t *o, ticket_t *t,
+                        int64_t deadline_ms)
+{
+    imp_kafka_header_t hdrs[8];
+    json_t *holder = NULL;
+    size_t nh = headers_from_json(o->headers, hdrs, 8, &holder);
+    imp_kafka_out_t m = {
+        .topic = o->topic,
+        .partition = IMP_KAFKA_PARTITION_ANY,
+        .key = o->key,
+        .key_len = o->key ? strlen(o->key) : 0,
+        .value = o->payload,
+        .value_len = o->payload_len,
+        .headers = nh ? hdrs : NULL,
+        .nheaders = nh,
+        .opaque = t,
+    };
+    imp_error_t *err;
+    while ((err = imp_kafka_produce(p, &m)) != NULL &&
+           strcmp(imp_error_code(err), "kafka_queue_full") == 0 && worker_now_ms() < deadline_ms) {
+        imp_error_free(err);
+        imp_kafka_producer_poll(p, 10);
+    }
+    json_decref(holder);
+    if (err != NULL) {
+        IMP_LOG_WARN("outbox event not queued", IMP_LS("topic", o->topic), IMP_LE(err));
+        imp_error_free(err);
+        free(t);
+        return false;
+    }
+    return true;
+}
+
+/* Produce outs[0..n) (pointers) and wait for their reports; ok[i] tells which persisted. */
 static void publish_outs(imp_kafka_producer_t *p, worker_out_t **outs, size_t n, bool *ok,
                          int timeout_ms)
 {
-    publish_state_t st = {.pending = 0, .ok = ok};
-    imp_kafka_producer_set_on_delivery(p, on_delivery, &st);
-    for (size_t i = 0; i < n; i++) {
-        worker_out_t *o = outs[i];
-        imp_kafka_header_t hdrs[8];
-        json_t *holder = NULL;
-        size_t nh = headers_from_json(o->headers, hdrs, 8, &holder);
-        imp_kafka_out_t m = {
-            .topic = o->topic,
-            .partition = IMP_KAFKA_PARTITION_ANY,
-            .key = o->key,
-            .key_len = o->key ? strlen(o->key) : 0,
-            .value = o->payload,
-            .value_len = o->payload_len,
-            .headers = nh ? hdrs : NULL,
-            .nheaders = nh,
-            .opaque = &ok[i],
-        };
-        ok[i] = false;
-        imp_error_t *err = imp_kafka_produce(p, &m);
-        json_decref(holder);
-        if (err != NULL) {
-            IMP_LOG_WARN("outbox event not queued", IMP_LS("topic", o->topic), IMP_LE(err));
-            imp_error_free(err);
-            continue;
-        }
-        st.pending++;
-    }
+    imp_kafka_producer_set_on_delivery(p, on_ticket, NULL);
+    relay_state_t *rs = imp_calloc(1, sizeof(*rs));
+    rs->ok = imp_calloc(n ? n : 1, sizeof(*rs->ok));
+    rs->refs = 1;
     int64_t deadline = worker_now_ms() + timeout_ms;
-    while (st.pending > 0 && worker_now_ms() < deadline)
+    for (size_t i = 0; i < n; i++) {
+        ticket_t *t = imp_calloc(1, sizeof(*t));
+        t->rs = rs;
+        t->index = i;
+        rs->refs++;
+        rs->pending++;
+        if (!produce_row(p, outs[i], t, deadline)) {
+            rs->refs--;
+            rs->pending--;
+        }
+    }
+    while (rs->pending > 0 && worker_now_ms() < deadline)
         imp_kafka_producer_poll(p, 10);
-    /* Reports still missing: those events count as unpublished (the relay retries them; a
-     * late duplicate is harmless, consumers dedupe). Detach the callback from our stack. */
-    imp_kafka_producer_set_on_delivery(p, NULL, NULL);
+    /* Reports still missing count as unpublished: the relay sends those rows again (a late
+     * duplicate is harmless, consumers dedupe). Their tickets keep rs alive until then. */
+    memcpy(ok, rs->ok, n * sizeof(*ok));
+    relay_state_unref(rs);
 }
 
 static imp_error_t *mark_published(imp_pg_t *pg, worker_out_t **outs, size_t n, const bool *ok)
@@ -281,34 +332,81 @@ static imp_error_t *mark_published(imp_pg_t *pg, worker_out_t **outs, size_t n, 
     return err;
 }
 
-bool worker_outbox_publish(imp_worker_t *w, worker_item_t *items, size_t n)
+static void async_delivered(imp_worker_t *w, long long id, const imp_error_t *err)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += items[i].outs.n;
-    if (total == 0)
-        return true;
-    worker_out_t **outs = imp_malloc(total * sizeof(*outs));
-    bool *ok = imp_calloc(total, sizeof(*ok));
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < items[i].outs.n; j++)
-            outs[k++] = &items[i].outs.v[j];
-    publish_outs(w->producer, outs, total, ok, (int)w->s.publish_timeout_ms);
-    size_t good = 0;
-    for (size_t i = 0; i < total; i++)
-        good += ok[i];
-    imp_error_t *err = mark_published(w->pg, outs, total, ok);
+    w->inflight--;
     if (err != NULL) {
-        /* The events are out; the rows stay unpublished and the relay sends them again. */
+        /* The row stays unpublished; the relay sends the backlog again, in id order. */
+        if (!w->backlog)
+            IMP_LOG_WARN("outbox event not persisted; draining the outbox", IMP_LE(err));
+        w->backlog = true;
+        imp_metrics_inc(w->m_publish_failed);
+        return;
+    }
+    if (w->nacked == w->capacked) {
+        w->capacked = w->capacked ? w->capacked * 2 : 1024;
+        w->acked = imp_realloc(w->acked, w->capacked * sizeof(*w->acked));
+    }
+    w->acked[w->nacked++] = id;
+    imp_metrics_inc(w->m_published);
+}
+
+void worker_outbox_attach(imp_worker_t *w)
+{
+    imp_kafka_producer_set_on_delivery(w->producer, on_ticket, NULL);
+}
+
+void worker_outbox_publish(imp_worker_t *w, worker_item_t *items, size_t n)
+{
+    int64_t deadline = worker_now_ms() + w->s.publish_timeout_ms;
+    /* With a backlog, newer rows wait for the relay too, so they leave after older ones. */
+    for (size_t i = 0; i < n && !w->backlog; i++) {
+        for (size_t j = 0; j < items[i].outs.n && !w->backlog; j++) {
+            ticket_t *t = imp_calloc(1, sizeof(*t));
+            t->w = w;
+            t->id = items[i].outs.v[j].id;
+            if (produce_row(w->producer, &items[i].outs.v[j], t, deadline))
+                w->inflight++;
+            else
+                w->backlog = true;
+        }
+    }
+    imp_kafka_producer_poll(w->producer, 0);
+}
+
+void worker_outbox_settle(imp_worker_t *w, int wait_ms)
+{
+    if (wait_ms > 0 && w->inflight > 0) {
+        int64_t deadline = worker_now_ms() + wait_ms;
+        while (w->inflight > 0 && worker_now_ms() < deadline)
+            imp_kafka_producer_poll(w->producer, 10);
+        if (w->inflight > 0)
+            w->backlog = true; /* reports still missing: let the relay make sure */
+    } else {
+        imp_kafka_producer_poll(w->producer, 0);
+    }
+    if (w->nacked == 0)
+        return;
+    worker_arr_t ids;
+    worker_arr_init(&ids);
+    char num[32];
+    for (size_t i = 0; i < w->nacked; i++) {
+        int len = snprintf(num, sizeof(num), "%lld", w->acked[i]);
+        worker_arr_add(&ids, num, (size_t)len);
+    }
+    const char *params[] = {worker_arr_finish(&ids)};
+    imp_error_t *err = imp_pg_exec_cached(w->pg,
+                                          "UPDATE outbox SET published_at = now() "
+                                          "WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
+                                          1, params, NULL);
+    worker_arr_dispose(&ids);
+    if (err != NULL) {
+        /* The events are out; the rows stay unpublished and the relay sends them again
+         * (consumers dedupe). */
         IMP_LOG_WARN("could not mark outbox rows published", IMP_LE(err));
         imp_error_free(err);
     }
-    imp_metrics_add(w->m_published, good);
-    imp_metrics_add(w->m_publish_failed, total - good);
-    free(outs);
-    free(ok);
-    return good == total;
+    w->nacked = 0;
 }
 
 /* ---- relay ------------------------------------------------------------------------------- */
@@ -390,10 +488,12 @@ out:
 
 imp_error_t *worker_outbox_drain(imp_worker_t *w)
 {
+    worker_outbox_settle(w, (int)w->s.publish_timeout_ms);
     for (;;) {
         int published = 0;
         imp_error_t *err = imp_worker_relay_once(w->pg, w->producer, 0, 500,
                                                  (int)w->s.publish_timeout_ms, &published);
+        worker_outbox_attach(w);
         if (err != NULL)
             return err;
         imp_metrics_add(w->m_published, (uint64_t)published);
@@ -407,9 +507,11 @@ void worker_outbox_tick(imp_worker_t *w, int64_t now_ms)
     if (now_ms < w->next_relay_ms)
         return;
     w->next_relay_ms = now_ms + w->s.relay_interval_ms;
+    worker_outbox_settle(w, (int)w->s.publish_timeout_ms);
     int published = 0;
     imp_error_t *err = imp_worker_relay_once(w->pg, w->producer, w->s.relay_grace_ms, 500,
                                              (int)w->s.publish_timeout_ms, &published);
+    worker_outbox_attach(w);
     if (err != NULL) {
         IMP_LOG_WARN("outbox relay failed", IMP_LE(err));
         imp_error_free(err);

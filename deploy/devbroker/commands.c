@@ -101,7 +101,7 @@ static int cmd_bootstrap(cmd_t *c)
 
 static int cmd_broker_down(cmd_t *c)
 {
-    int32_t id;
+    int32_t id = 0;
     if (parse_broker(c, c->argv[0], 1, &id) != 0)
         return -1;
     rd_kafka_resp_err_t rc = rd_kafka_mock_broker_set_down(devbroker_cluster_mock(c->cluster), id);
@@ -110,7 +110,7 @@ static int cmd_broker_down(cmd_t *c)
 
 static int cmd_broker_up(cmd_t *c)
 {
-    int32_t id;
+    int32_t id = 0;
     if (parse_broker(c, c->argv[0], 1, &id) != 0)
         return -1;
     rd_kafka_resp_err_t rc = rd_kafka_mock_broker_set_up(devbroker_cluster_mock(c->cluster), id);
@@ -119,7 +119,7 @@ static int cmd_broker_up(cmd_t *c)
 
 static int cmd_broker_rtt(cmd_t *c)
 {
-    int32_t id;
+    int32_t id = 0;
     long ms = 0;
     if (parse_broker(c, c->argv[0], 1, &id) != 0)
         return -1;
@@ -146,7 +146,7 @@ static int cmd_topic_create(cmd_t *c)
 static int cmd_partition_leader(cmd_t *c)
 {
     long part = 0;
-    int32_t id;
+    int32_t id = 0;
     if (parse_int(c->argv[1], 0, 9999, &part) != 0)
         return fail(c, "bad partition \"%s\"", c->argv[1]);
     if (parse_broker(c, c->argv[2], 0, &id) != 0)

@@ -79,17 +79,20 @@ typedef struct {
 int ing_whsec_decode(const char *text, size_t len, uint8_t *out, size_t cap, size_t *outlen);
 
 /* Standard Webhooks (generic, chatflow). Headers webhook-id (1..ING_WEBHOOK_ID_MAX bytes,
- * printable ASCII without spaces), webhook-timestamp (decimal Unix seconds, within
- * ±tolerance_s of now_s; the bound itself is accepted), webhook-signature: space-separated
- * "<version>,<base64>" entries; entries other than "v1" are skipped, "v1" entries must be
- * valid base64 of 32 bytes. The expected value HMAC-SHA256(key, id "." timestamp "." body)
- * is compared in constant time against every v1 signature for every key.
+ * printable ASCII without spaces), webhook-timestamp (decimal Unix seconds, at most 12
+ * digits, within ±tolerance_s of now_s; the bound itself is accepted), webhook-signature:
+ * space-separated "v1,<base64 of 32 bytes>" entries. Entries of another version ("v1a,…")
+ * or malformed ones are skipped, as the reference libraries do; the first
+ * ING_STANDARD_MAX_SIGS well-formed ones count. HMAC-SHA256(key, id "." timestamp "." body)
+ * is compared in constant time against every counted signature for every key. The checks run
+ * in that order: headers, timestamp, signature.
  *
- * keys: nkeys >= 1 secrets (raw bytes, already whsec-decoded). body may be NULL when len
- * is 0. On success returns NULL and copies the webhook-id, NUL-terminated, into id_out
- * (cap >= ING_WEBHOOK_ID_MAX + 1 always suffices; a smaller cap that cannot hold the id is
- * sig_missing). Errors: sig_missing (a header absent, empty or malformed, no v1 entry, a v1
- * entry that is not base64 of 32 bytes), sig_timestamp, sig_mismatch. */
+ * keys: the secrets (raw bytes, whsec-decoded with ing_whsec_decode); empty keys are skipped,
+ * so no keys at all means sig_mismatch. body may be NULL when len is 0. On success returns
+ * NULL and copies the webhook-id, NUL-terminated, into id_out (cap >= ING_WEBHOOK_ID_MAX + 1
+ * always suffices); on failure id_out is "". Errors: sig_missing (a header absent, empty or
+ * malformed, no well-formed v1 entry, an id longer than cap - 1), sig_timestamp,
+ * sig_mismatch. */
 imp_error_t *ing_verify_standard(const ing_key_t *keys, size_t nkeys, ing_header_fn h, void *ctx,
                                  const char *body, size_t len, int64_t now_s, int tolerance_s,
                                  char *id_out, size_t cap);
@@ -126,8 +129,9 @@ imp_error_t *ing_verify_meta_handshake(const ing_key_t *tokens, size_t n, const 
 #define ING_TYPE_CALLBACK "imp.inbound.callback.v1"
 #define ING_TYPE_OTHER "imp.inbound.other.v1"
 
-/* Fixed sizes including the NUL. An id or key that would not fit is replaced by
- * "sha256:<64 hex>" of its full text, so it stays deterministic and distinct. */
+/* Fixed sizes including the NUL. A provider_event_id that would not fit is replaced by
+ * "sha256:<64 hex>" of its full text, a conversation id by "<channel>:sha256:<64 hex>", so
+ * both stay deterministic and distinct. */
 #define ING_TYPE_SIZE 64
 #define ING_ID_SIZE 256
 

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # imperium-migrate: a fresh database migrated twice (the second run a no-op), concurrent
 # runs, a failing file (stops, names the file and line, leaves the last good version), a
 # changed checksum, an out-of-order file, transaction control in a file, bad invocations.

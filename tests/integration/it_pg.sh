@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The pg module against the harness's Postgres: statements, transactions, set_tenant,
 # pipelined batches, SQLSTATE classification, reconnect (tests/integration/progs/pg_test.c).
 set -euo pipefail

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Row-level security: the application role sees and writes only the tenant of its
 # transaction, sees nothing without one, and the API role cannot write at all. Also checks
 # the catalog invariants that keep isolation airtight as tables are added.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Assertions: on failure print "NAME: expected X, got Y" and exit 1 (the harness then dumps
 # the service logs); on success print "ok NAME".
 

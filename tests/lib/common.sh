@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for integration tests and the harness. Source this one file:
 #
 #   source "$IMP_SOURCE_DIR/tests/lib/common.sh"

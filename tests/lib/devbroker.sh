@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The devbroker's control channel (line protocol on 127.0.0.1).
 #
 #   devbroker_cmd LINE [HOST:PORT]   send one command, print the one-line reply; the address

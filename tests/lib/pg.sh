@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The harness's Postgres: a cluster in $IMP_TEST_TMP/pg copied from a cached initdb template,
 # run as the postgres user (initdb and postgres refuse root), fsync off, loopback only.
 #
@@ -8,6 +9,7 @@
 #
 # All psql helpers run with ON_ERROR_STOP, unaligned tuples-only output, no psqlrc.
 
+# Bump when what the template holds changes (initdb options, pg_hba.conf).
 PG_TEMPLATE_VERSION=1
 
 as_postgres() {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Free TCP ports on loopback, safe with several harnesses running at once.
 #
 # A port is taken from 20000-31999 (below Linux's ephemeral range, so outgoing connections

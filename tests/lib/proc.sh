@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Background processes that the harness kills at teardown, whatever happens to the test.
 #
 #   start_bg NAME CMD…     run CMD in its own process group, output to

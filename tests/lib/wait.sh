@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Bounded waits. Each returns 0 when the condition holds, or prints what it waited for and
 # returns 1 after the timeout (whole seconds).
 

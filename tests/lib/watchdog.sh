@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Run by tests/harness.sh in its own session: bash watchdog.sh HARNESS_PID TMPDIR.
 # When the harness dies without tearing down (SIGKILL, e.g. a ctest timeout), stop what it
 # started and remove its temporary directory. The harness kills this watchdog when it tears

@@ -53,12 +53,13 @@ static const struct {
 static const char *const commands[] = {"list", "show", "replay", "purge"};
 
 static const char *const usage_lines[] = {
-    "list [--worker W] [--tenant T] [--class C] [--since TIME] [--before TIME] [--limit N]\n"
-    "                  [--all | --replayed-only] [--json]",
+    "list [--worker W] [--tenant T] [--class C] [--since TIME] [--before TIME]\n"
+    "                         [--limit N] [--all | --replayed-only] [--json]",
     "show ID [--json]",
     "replay ID... [--again] [--dry-run]\n"
     "       " DLQ_BINARY " replay --worker W [--tenant T] [--class C] [--since TIME] [--dry-run]",
-    "purge [--worker W] [--tenant T] [--class C] [--before TIME] [--replayed-only] --yes",
+    "purge [--worker W] [--tenant T] [--class C] [--before TIME] [--replayed-only]\n"
+    "                          --yes",
 };
 
 void dlq_print_usage(FILE *out)

@@ -225,7 +225,8 @@ int dlq_cmd_replay(imp_pg_t *pg, const dlq_settings_t *s, const dlq_args_t *a);
 int dlq_cmd_purge(imp_pg_t *pg, const dlq_settings_t *s, const dlq_args_t *a);
 
 /* Print "imperium-dlq: <what>: <error message>" (and its detail) on stderr and return the
- * exit status for it: DLQ_EXIT_USAGE for Postgres and argument problems. Frees err. */
+ * exit status for it: DLQ_EXIT_USAGE for Postgres and argument problems. Frees err.
+ * (main.c) */
 int dlq_fail(const char *what, imp_error_t *err);
 
 #endif

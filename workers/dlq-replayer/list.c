@@ -9,18 +9,6 @@
 
 #define REASON_CELL_MAX 60
 
-int dlq_fail(const char *what, imp_error_t *err)
-{
-    if (what != NULL)
-        fprintf(stderr, "%s: %s: %s\n", DLQ_BINARY, what, imp_error_message(err));
-    else
-        fprintf(stderr, "%s: %s\n", DLQ_BINARY, imp_error_message(err));
-    if (imp_error_detail(err) != NULL)
-        fprintf(stderr, "%s: detail: %s\n", DLQ_BINARY, imp_error_detail(err));
-    imp_error_free(err);
-    return DLQ_EXIT_USAGE;
-}
-
 /* "2026-05-01T03:04:05.678Z" → "2026-05-01T03:04:05Z" (new heap string); NULL → "-". */
 static char *short_time(const char *ts)
 {

@@ -41,13 +41,25 @@ static const char summary[] =
     "2 bad arguments or Postgres unreachable; 3 replayed but Kafka unreachable (the events\n"
     "wait in the outbox).";
 
+int dlq_fail(const char *what, imp_error_t *err)
+{
+    if (what != NULL)
+        fprintf(stderr, "%s: %s: %s\n", DLQ_BINARY, what, imp_error_message(err));
+    else
+        fprintf(stderr, "%s: %s\n", DLQ_BINARY, imp_error_message(err));
+    if (imp_error_detail(err) != NULL)
+        fprintf(stderr, "%s: detail: %s\n", DLQ_BINARY, imp_error_detail(err));
+    imp_error_free(err);
+    return DLQ_EXIT_USAGE;
+}
+
 static bool wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ||
             strcmp(argv[i], "help") == 0)
             return true;
-    return argc < 2;
+    return false;
 }
 
 static int usage_error(const dlq_args_t *a, const char *problem)
@@ -81,20 +93,29 @@ static int load_settings(dlq_settings_t *s)
     return 0;
 }
 
-/* Connected, with bounds on how long a statement or a row lock may take. */
-static imp_error_t *connect_pg(const dlq_settings_t *s, imp_pg_t **out)
+/* libpq's parse errors quote the text around the fault, which may be the password: check the
+ * DSN first and say only that it is malformed. */
+static imp_error_t *check_dsn(const char *dsn)
 {
-    /* libpq's parse errors quote the text around the fault, which may be the password. */
     char *why = NULL;
-    PQconninfoOption *parsed = PQconninfoParse(s->pg_dsn, &why);
+    PQconninfoOption *parsed = PQconninfoParse(dsn, &why);
     PQfreemem(why);
     if (parsed == NULL)
         return imp_error_new(IMP_ERR_FATAL, "config",
                              "IMP_PG_DSN is not a valid connection string or URI");
     PQconninfoFree(parsed);
+    return NULL;
+}
+
+/* Connected, with bounds on how long a statement or a row lock may take. */
+static imp_error_t *connect_pg(const dlq_settings_t *s, imp_pg_t **out)
+{
+    imp_error_t *err = check_dsn(s->pg_dsn);
+    if (err != NULL)
+        return err;
     imp_pg_options_t opts = {.dsn = s->pg_dsn, .application_name = DLQ_BINARY};
     imp_pg_t *pg = imp_pg_new(&opts);
-    imp_error_t *err = imp_pg_ensure_connected(pg);
+    err = imp_pg_ensure_connected(pg);
     if (err == NULL)
         err = imp_pg_exec(pg,
                           "SELECT set_config('statement_timeout', '60s', false), "
@@ -142,7 +163,7 @@ int main(int argc, char **argv)
                               IMP_ARRAY_LEN(config_table));
         printf("\n");
         dlq_print_usage(stdout);
-        return argc < 2 ? DLQ_EXIT_USAGE : DLQ_EXIT_OK;
+        return DLQ_EXIT_OK;
     }
     signal(SIGPIPE, SIG_IGN);
     dlq_args_t args;

@@ -1,0 +1,69 @@
+/* The body of every normalizer fuzz target: normalize the input as one channel's verified
+ * body and check the promises ingress_core.h makes, aborting when one is broken. */
+#ifndef IMP_FUZZ_NORMALIZE_H
+#define IMP_FUZZ_NORMALIZE_H
+
+#include "ingress_core.h"
+
+#include "imp/opid.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void fuzz_check(int ok)
+{
+    if (!ok)
+        abort();
+}
+
+/* An event as the server will use it: its operation id and its data as JSON. */
+static void fuzz_check_event(ing_channel_t ch, const ing_event_t *ev)
+{
+    const char *name = ing_channel_name(ch);
+    size_t nlen = strlen(name);
+    fuzz_check(strncmp(ev->type, "imp.inbound.", 12) == 0);
+    fuzz_check(ev->provider_event_id[0] != '\0');
+    fuzz_check(strncmp(ev->conversation_key, name, nlen) == 0 &&
+               ev->conversation_key[nlen] == ':' && ev->conversation_key[nlen + 1] != '\0');
+    fuzz_check(json_is_object(ev->data));
+    fuzz_check(strcmp(json_string_value(json_object_get(ev->data, "channel")), name) == 0);
+    fuzz_check(strcmp(json_string_value(json_object_get(ev->data, "conversation_key")),
+                      ev->conversation_key) == 0);
+    char opid[IMP_UUID_STR_SIZE];
+    imp_error_t *err = imp_opid_inbound("tenant", name, ev->provider_event_id, opid);
+    fuzz_check(err == NULL);
+    char *text = json_dumps(ev->data, JSON_COMPACT);
+    fuzz_check(text != NULL);
+    free(text);
+}
+
+static int fuzz_normalize(ing_channel_t ch, const uint8_t *data, size_t size)
+{
+    /* The first byte says whether a webhook-id comes with the body. */
+    const char *wh = size > 0 && (data[0] & 1) ? "msg_fuzz" : NULL;
+    ing_event_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    imp_error_t *ea = ing_normalize(ch, (const char *)data, size, wh, &a, &na);
+    imp_error_t *eb = ing_normalize(ch, (const char *)data, size, wh, &b, &nb);
+    fuzz_check((ea == NULL) == (eb == NULL));
+    if (ea != NULL) {
+        fuzz_check(strcmp(imp_error_code(ea), "bad_json") == 0 && a == NULL && na == 0);
+        imp_error_free(ea);
+        imp_error_free(eb);
+        return 0;
+    }
+    fuzz_check(na >= 1 && na == nb);
+    for (size_t i = 0; i < na; i++) {
+        fuzz_check_event(ch, &a[i]);
+        /* Deterministic: the same body gives the same events. */
+        fuzz_check(strcmp(a[i].type, b[i].type) == 0);
+        fuzz_check(strcmp(a[i].provider_event_id, b[i].provider_event_id) == 0);
+        fuzz_check(strcmp(a[i].conversation_key, b[i].conversation_key) == 0);
+        fuzz_check(json_equal(a[i].data, b[i].data));
+    }
+    ing_events_free(a, na);
+    ing_events_free(b, nb);
+    return 0;
+}
+
+#endif

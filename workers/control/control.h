@@ -1,0 +1,240 @@
+/* imperium-control's internal interfaces: the commands it applies (data, validation,
+ * handlers), channel secrets, the tenant snapshot, and the command-line client that submits
+ * commands and waits for their outcome (docs/tenants.md). */
+#ifndef CONTROL_H
+#define CONTROL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "imp/crypto.h"
+#include "imp/envelope.h"
+#include "imp/error.h"
+#include "imp/opid.h"
+#include "imp/pg.h"
+#include "imp/worker.h"
+
+#define CONTROL_BINARY "imperium-control"
+#define CONTROL_WORKER "control"
+#define CONTROL_SOURCE "imperium/control"
+
+#define CONTROL_TOPIC_COMMANDS "imp.commands.v1"
+#define CONTROL_TOPIC_TENANTS "imp.tenants.v1"
+#define CONTROL_TOPIC_CONTROL "imp.control.v1"
+
+#define CONTROL_TYPE_SNAPSHOT "imp.tenant.snapshot.v1"
+#define CONTROL_TYPE_CHANGED "imp.control.changed.v1"
+
+/* The one channel name the commands manage (channels are unique per tenant, kind, name). */
+#define CONTROL_CHANNEL_NAME "default"
+
+/* Rotation grace: default and bound, seconds. */
+#define CONTROL_GRACE_DEFAULT_S 86400
+#define CONTROL_GRACE_MAX_S (30LL * 86400)
+
+/* Associated data of the sealed tokens, beyond the tenant UUID used at rest:
+ *   a command's secrets     "imp.command|<tenant_id>|<operation_id>"
+ *   generated secrets       "imp.operation|<tenant_id>|<operation_id>" (operations.secrets_enc)
+ * so a token made for one purpose, tenant or operation opens nowhere else. */
+#define CONTROL_AAD_MAX 128
+void control_aad_command(const char *tenant_id, const char *operation_id,
+                         char out[CONTROL_AAD_MAX]);
+void control_aad_operation(const char *tenant_id, const char *operation_id,
+                           char out[CONTROL_AAD_MAX]);
+
+/* Exit statuses of the client (docs/tenants.md). */
+enum {
+    CONTROL_EXIT_OK = 0,
+    CONTROL_EXIT_FAILED = 1,  /* the command failed or was rejected (dead-lettered) */
+    CONTROL_EXIT_USAGE = 2,   /* bad arguments or configuration */
+    CONTROL_EXIT_UNKNOWN = 3, /* no outcome: timed out, or Kafka/Postgres unreachable */
+};
+
+/* ---- commands and their data (validate.c) ---------------------------------------------- */
+
+typedef enum {
+    CONTROL_CMD_TENANT_CREATE,
+    CONTROL_CMD_TENANT_STATUS,
+    CONTROL_CMD_CHANNEL_SET,
+    CONTROL_CMD_SECRET_ROTATE,
+    CONTROL_CMD_COUNT,
+} control_cmd_t;
+
+/* The envelope type of a command ("imp.command.tenant.create.v1"). */
+const char *control_cmd_type(control_cmd_t cmd);
+/* The command of an envelope type; -1 when it is not one. */
+int control_cmd_of_type(const char *type);
+
+/* A command's data, validated. Strings and settings are borrowed from the JSON. */
+typedef struct {
+    const char *slug;
+    const char *actor;       /* "unknown" when absent */
+    const char *name;        /* tenant.create */
+    const char *plan;        /* tenant.create; "free" when absent */
+    const char *status;      /* tenant.status: "active" | "disabled" */
+    const char *kind;        /* channel.set, secret.rotate */
+    int enabled;             /* channel.set: 1, 0, or -1 when absent */
+    const json_t *settings;  /* channel.set: NULL when absent; null values remove keys */
+    const char *secrets_enc; /* channel.set, secret.rotate: NULL when absent */
+    long long grace_s;       /* secret.rotate */
+} control_data_t;
+
+/* Validate data (borrowed) as the data of cmd (schemas/events/<type>.json). A poison error
+ * (code "bad_command") names the member at fault ("data.slug: ...") and never quotes a
+ * secret. */
+imp_error_t *control_data_parse(control_cmd_t cmd, const json_t *data, control_data_t *out);
+
+bool control_slug_valid(const char *s);
+bool control_kind_valid(const char *s);
+bool control_uuid_valid(const char *s); /* lowercase canonical text */
+
+/* ---- channel secrets (secrets.c) --------------------------------------------------------- */
+
+/* Check a plaintext secrets object for kind: every name known for the kind, every value a
+ * well-formed string. field prefixes the messages ("secrets"). Poison "bad_command"; the
+ * message names the secret, never its value. */
+imp_error_t *control_secrets_check(const char *kind, const json_t *secrets, const char *field);
+
+/* Channel creation or update: set a new random value in secrets (and in generated, when not
+ * NULL) for every secret of kind that we issue and that secrets lacks. Returns how many. */
+int control_secrets_fill_missing(const char *kind, json_t *secrets, json_t *generated);
+
+/* Rotation: set a new random value in secrets (and generated) for every verification secret
+ * of kind that we issue and that given (may be NULL) does not hold. Returns how many.
+ * Secrets the provider issues (WhatsApp's app_secret) change only when given. */
+int control_secrets_regenerate(const char *kind, json_t *secrets, const json_t *given,
+                               json_t *generated);
+
+/* The first verification secret of kind missing from secrets, or NULL when none is. */
+const char *control_secrets_missing(const char *kind, const json_t *secrets);
+
+/* The verification secrets of secrets (what the ingress needs): new reference. */
+json_t *control_secrets_verification(const char *kind, const json_t *secrets);
+
+/* The sorted names of secrets, as a new JSON array (audit rows and `tenant show`). */
+json_t *control_secrets_names(const json_t *secrets);
+
+/* Seal a JSON object (compact text) under key with aad; *token is a new heap string. */
+imp_error_t *control_seal_json(const uint8_t *key, const json_t *obj, const char *aad,
+                               char **token);
+/* Open a token sealed by control_seal_json; *out is a new JSON object. Poison on a token that
+ * does not open or is not a JSON object. */
+imp_error_t *control_open_json(const uint8_t *key, const char *token, const char *aad,
+                               json_t **out);
+
+/* ---- the worker (commands.c, snapshot.c, records.c, serve.c) ----------------------------- */
+
+typedef struct {
+    uint8_t key[IMP_CRYPTO_KEY_LEN]; /* IMP_SECRET_KEY */
+} control_t;
+
+/* One command being applied, inside the runtime's transaction. */
+typedef struct {
+    imp_worker_ctx_t *ctx;
+    const imp_envelope_t *ev;
+    const control_t *c;
+    imp_pg_t *pg; /* app.tenant_id = ev->tenantid */
+    control_cmd_t cmd;
+    control_data_t d;
+} control_op_t;
+
+/* What a command came to. failed: it was well formed but could not be applied (error says
+ * why); nothing else was changed. */
+typedef struct {
+    bool failed;
+    char *error;       /* heap; failed only */
+    json_t *result;    /* owned; "message" is the one-line summary the client prints */
+    json_t *generated; /* owned or NULL: secrets generated by the command (plaintext) */
+} control_outcome_t;
+
+/* The runtime's handler: validate, apply, audit, record the outcome, publish. */
+imp_error_t *control_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *user);
+
+/* Publish the tenant's snapshot to imp.tenants.v1 (key: slug) and an invalidation event
+ * {tenant_id, what} to imp.control.v1, through the outbox of op's transaction. *version gets
+ * the snapshot's version. */
+imp_error_t *control_publish_tenant(control_op_t *op, const char *what, long long *version);
+
+/* Build a tenant snapshot's data from the tenant and channel rows visible in pg's transaction
+ * (exposed for the tests). New reference in *out. */
+imp_error_t *control_snapshot_build(imp_pg_t *pg, const uint8_t *key, const char *tenant_id,
+                                    json_t **out);
+
+/* Append an audit_log row (before/after: borrowed, may be NULL; never holding secrets). */
+imp_error_t *control_audit(control_op_t *op, const char *action, const char *target,
+                           const json_t *before, const json_t *after);
+
+/* Upsert the operations row of op from out. */
+imp_error_t *control_record_outcome(control_op_t *op, const control_outcome_t *out);
+
+/* `imperium-control [serve]`: the worker's main; its configuration help. */
+int control_serve(int argc, char **argv);
+void control_serve_help(FILE *out);
+
+/* ---- the client (cli_args.c, cli.c, cli_wait.c, cli_show.c) ------------------------------ */
+
+typedef enum {
+    CLI_TENANT_CREATE,
+    CLI_TENANT_DISABLE,
+    CLI_TENANT_ENABLE,
+    CLI_TENANT_SHOW,
+    CLI_CHANNEL_SET,
+    CLI_SECRET_ROTATE,
+} cli_cmd_t;
+
+/* Parsed arguments. Strings are borrowed from argv; secrets is owned. */
+typedef struct {
+    cli_cmd_t cmd;
+    const char *slug;
+    const char *kind;
+    const char *name;
+    const char *plan;
+    int enabled;             /* -1: not given */
+    const char *settings[4]; /* api_url, phone_number_id, manager_chat_id, callback_url */
+    json_t *secrets;         /* --secret name=value…; NULL when none */
+    long long grace_s;       /* -1: not given */
+    const char *operation_id;
+    bool no_wait;
+    long long timeout_ms;
+    bool json;
+} cli_args_t;
+
+/* Names of the settings in cli_args_t.settings, in order. */
+extern const char *const cli_setting_names[4];
+
+/* Parse argv[1..argc) (argv[1] is "tenant", "channel" or "secret"). 0, or -1 with a
+ * one-line problem in err. Dispose in both cases. */
+int cli_args_parse(int argc, char **argv, cli_args_t *out, char *err, size_t cap);
+void cli_args_dispose(cli_args_t *a);
+void cli_print_usage(FILE *out);
+
+typedef struct {
+    char *kafka_brokers;
+    char *pg_dsn;
+    char *secret_key;
+    char *log_level;
+    char *actor;
+    char *producer_props;
+    bool have_key;
+    uint8_t key[IMP_CRYPTO_KEY_LEN];
+} cli_settings_t;
+
+/* `imperium-control tenant|channel|secret …`: returns the exit status. */
+int control_cli(int argc, char **argv);
+void control_cli_help(FILE *out);
+
+/* Wait for the outcome of operation_id of tenant_id (polling Postgres), print it, and
+ * return the exit status. */
+int cli_wait(imp_pg_t *pg, const cli_settings_t *s, const char *tenant_id, const char *operation_id,
+             long long timeout_ms);
+
+/* `tenant show`: the tenant and its channels (never a secret value). */
+int cli_show(imp_pg_t *pg, const cli_settings_t *s, const char *slug, bool json);
+
+/* Print an error's message (and detail) to stderr as "imperium-control: …". */
+void cli_report(const char *what, const imp_error_t *err);
+
+#endif

@@ -1,0 +1,49 @@
+/* imperium-control: the worker that applies tenant lifecycle commands (`serve`, the default)
+ * and its own command-line client (`tenant`, `channel`, `secret`). docs/tenants.md. */
+#include "control.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
+}
+
+static bool is_client(const char *arg)
+{
+    return strcmp(arg, "tenant") == 0 || strcmp(arg, "channel") == 0 || strcmp(arg, "secret") == 0;
+}
+
+static void print_help(void)
+{
+    cli_print_usage(stdout);
+    printf("\n");
+    control_serve_help(stdout);
+    printf("\n");
+    control_cli_help(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "serve") == 0)
+        return control_serve(argc, argv);
+    if (is_help(argv[1])) {
+        print_help();
+        return CONTROL_EXIT_OK;
+    }
+    if (is_client(argv[1])) {
+        signal(SIGPIPE, SIG_IGN);
+        for (int i = 2; i < argc; i++) {
+            if (is_help(argv[i])) {
+                cli_print_usage(stdout);
+                return CONTROL_EXIT_OK;
+            }
+        }
+        return control_cli(argc, argv);
+    }
+    fprintf(stderr, "%s: unknown command \"%s\"\n", CONTROL_BINARY, argv[1]);
+    cli_print_usage(stderr);
+    return CONTROL_EXIT_USAGE;
+}
