@@ -48,13 +48,17 @@ static void queue_pop(imp_worker_t *w, size_t n)
         w->qhead = w->qtail = 0;
 }
 
-/* Drop queued messages of one partition (revoked, or waiting for a retry's notbefore). */
-static void queue_drop_partition(imp_worker_t *w, const char *topic, int32_t partition)
+/* Drop queued messages of one partition from offset `from` on (revoked: all of them; a retry
+ * partition parked at an event: that event and what follows it, which Kafka delivers again
+ * after the wait; the earlier ones stay queued and are processed). */
+static void queue_drop_partition(imp_worker_t *w, const char *topic, int32_t partition,
+                                 int64_t from)
 {
     size_t out = w->qhead;
     for (size_t i = w->qhead; i < w->qtail; i++) {
         worker_item_t *it = &w->q[i];
-        if (it->msg->partition == partition && strcmp(it->msg->topic, topic) == 0) {
+        if (it->msg->partition == partition && it->msg->offset >= from &&
+            strcmp(it->msg->topic, topic) == 0) {
             worker_item_dispose(it);
             continue;
         }
@@ -101,7 +105,7 @@ static void wait_partition(imp_worker_t *w, int32_t partition, int64_t offset, i
                   imp_kafka_consumer_pause(w->consumer, w->retry_topic, partition));
     log_kafka_err("could not rewind a retry partition",
                   imp_kafka_consumer_seek(w->consumer, w->retry_topic, partition, offset, 1000));
-    queue_drop_partition(w, w->retry_topic, partition);
+    queue_drop_partition(w, w->retry_topic, partition, offset);
 }
 
 static void remove_wait(imp_worker_t *w, size_t i)
@@ -143,7 +147,7 @@ static void on_revoke(imp_kafka_consumer_t *c, const imp_kafka_tp_t *parts, size
     /* Nothing is mid-transaction here (the loop polls only between batches): messages of the
      * revoked partitions are dropped unprocessed and their offsets never stored. */
     for (size_t i = 0; i < n; i++) {
-        queue_drop_partition(w, parts[i].topic, parts[i].partition);
+        queue_drop_partition(w, parts[i].topic, parts[i].partition, INT64_MIN);
         if (strcmp(parts[i].topic, w->retry_topic) == 0) {
             for (size_t k = 0; k < w->nwaits; k++) {
                 if (w->waits[k].partition == parts[i].partition) {
@@ -168,6 +172,9 @@ static void on_assign(imp_kafka_consumer_t *c, const imp_kafka_tp_t *parts, size
 
 /* ---- intake -------------------------------------------------------------------------------- */
 
+/* The characters Kafka allows in a topic name. */
+#define TOPIC_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+
 static void read_origin(worker_item_t *it)
 {
     const imp_kafka_msg_t *m = it->msg;
@@ -177,7 +184,7 @@ static void read_origin(worker_item_t *it)
     it->origin_partition = m->partition;
     it->origin_offset = m->offset;
     if (imp_kafka_msg_header(m, WORKER_HDR_ORIGIN_TOPIC, &v, &len) == 0 && len > 0 &&
-        len < sizeof(it->origin_topic)) {
+        len < sizeof(it->origin_topic) && strspn(v, TOPIC_CHARS) >= len) {
         memcpy(it->origin_topic, v, len);
         it->origin_topic[len] = '\0';
         char num[32];
@@ -577,6 +584,7 @@ static imp_error_t *step(imp_worker_t *w, long long *infra_delay)
             return NULL;
         }
         w->backlog = false;
+        resume_all(w); /* the drain was what we were waiting for */
     }
     int64_t wait = next_wait_ms(w, now);
     fill_queue(w, wait >= 0 && wait < 100 ? (int)wait : 100);

@@ -2,6 +2,7 @@
  * handlers, retries and dead letters, outbox, commit. */
 #include "worker_internal.h"
 
+#include "imp/crypto.h"
 #include "imp/log.h"
 #include "imp/mem.h"
 #include "imp/trace.h"
@@ -31,7 +32,10 @@
     "INSERT INTO dead_letters (worker, class, reason, topic, kafka_partition, kafka_offset, "      \
     "kafka_key, operation_id, tenant_id, attempt, envelope, headers) "                             \
     "VALUES ($1, $2, $3, $4, $5, $6, $7::bytea, $8, $9, $10, $11::bytea, $12::jsonb) "             \
-    "ON CONFLICT (worker, topic, kafka_partition, kafka_offset) DO NOTHING"
+    "ON CONFLICT (worker, topic, kafka_partition, kafka_offset) DO UPDATE "                        \
+    "SET class = EXCLUDED.class, reason = EXCLUDED.reason, attempt = EXCLUDED.attempt, "           \
+    "envelope = EXCLUDED.envelope, headers = EXCLUDED.headers, created_at = now(), "               \
+    "replayed_at = NULL WHERE dead_letters.replayed_at IS NOT NULL"
 
 void worker_item_reset(worker_item_t *it)
 {
@@ -51,14 +55,58 @@ void worker_item_dispose(worker_item_t *it)
     memset(it, 0, sizeof(*it));
 }
 
+/* Length of the valid UTF-8 sequence (no NUL) at s with len bytes left, or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0];
+    size_t n = c == 0                   ? 0
+               : c < 0x80               ? 1
+               : c >= 0xc2 && c <= 0xdf ? 2
+               : (c >> 4) == 0xe        ? 3
+               : c >= 0xf0 && c <= 0xf4 ? 4
+                                        : 0;
+    if (n == 0 || n > len)
+        return 0;
+    for (size_t k = 1; k < n; k++)
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* True when s[0..len) is text Postgres accepts (UTF-8, no NUL). */
+static bool valid_text(const void *data, size_t len)
+{
+    const unsigned char *s = data;
+    for (size_t i = 0, n; i < len; i += n)
+        if ((n = utf8_seq(s + i, len - i)) == 0)
+            return false;
+    return true;
+}
+
+/* A copy of s that Postgres accepts as text: bytes outside valid sequences become '?'. */
+static char *text_copy(const char *s)
+{
+    size_t len = strlen(s);
+    char *out = imp_strndup(s, len);
+    for (size_t i = 0, n; i < len; i += n) {
+        if ((n = utf8_seq((const unsigned char *)out + i, len - i)) == 0) {
+            out[i] = '?';
+            n = 1;
+        }
+    }
+    return out;
+}
+
 static const char *item_tenant(const worker_item_t *it)
 {
     return it->parsed && worker_is_uuid(it->ev.tenantid) ? it->ev.tenantid : NULL;
 }
 
+/* The message key for the retry and DLQ copies; a key that is not text is dropped (it only
+ * chose the partition). */
 static char *item_key(const worker_item_t *it)
 {
-    if (it->msg->key == NULL)
+    if (it->msg->key == NULL || !valid_text(it->msg->key, it->msg->key_len))
         return NULL;
     return imp_strndup(it->msg->key, it->msg->key_len);
 }
@@ -176,8 +224,17 @@ static imp_error_t *dlq_payload(imp_worker_t *w, worker_item_t *it, const imp_er
                                 char **out, size_t *len)
 {
     if (!it->parsed) {
-        *len = it->msg->value_len;
-        *out = imp_strndup(it->msg->value ? it->msg->value : "", *len);
+        /* The raw bytes; bytes that are not text travel base64-encoded (header
+         * imp-dlq-encoding: base64). The dead_letters row keeps them exactly. */
+        const char *v = it->msg->value ? it->msg->value : "";
+        if (valid_text(v, it->msg->value_len)) {
+            *len = it->msg->value_len;
+            *out = imp_strndup(v, *len);
+        } else {
+            *out = imp_malloc(IMP_BASE64_ENCODED_LEN(it->msg->value_len) + 1);
+            *len = imp_base64_encode(v, it->msg->value_len, *out);
+            (*out)[*len] = '\0';
+        }
         return NULL;
     }
     imp_error_t *err = imp_envelope_set_dlq(
@@ -198,10 +255,13 @@ static imp_error_t *dead_letter(imp_worker_t *w, worker_item_t *it, const imp_er
     snprintf(att, sizeof(att), "%d", it->parsed ? it->ev.attempt : 0);
     char *key_hex = it->msg->key ? imp_pg_bytea_hex(it->msg->key, it->msg->key_len) : NULL;
     char *env_hex = imp_pg_bytea_hex(it->msg->value ? it->msg->value : "", it->msg->value_len);
-    char *headers = origin_headers(it, imp_error_message(why), imp_error_class(why));
+    char *reason = text_copy(imp_error_message(why));
+    char *headers = origin_headers(it, reason, imp_error_class(why));
+    bool raw_b64 =
+        !it->parsed && !valid_text(it->msg->value ? it->msg->value : "", it->msg->value_len);
     const char *params[] = {w->name,
                             imp_err_class_name(imp_error_class(why)),
-                            imp_error_message(why),
+                            reason,
                             it->origin_topic,
                             part,
                             off,
@@ -216,6 +276,13 @@ static imp_error_t *dead_letter(imp_worker_t *w, worker_item_t *it, const imp_er
     imp_error_t *err = imp_pg_exec_cached(w->pg, SQL_DEAD_LETTER, 12, params, NULL);
     if (err == NULL)
         err = dlq_payload(w, it, why, &payload, &len);
+    if (err == NULL && raw_b64) {
+        json_t *h = json_loads(headers, 0, NULL);
+        json_object_set_new(h, WORKER_HDR_DLQ_ENCODING, json_string("base64"));
+        free(headers);
+        headers = json_dumps(h, JSON_COMPACT);
+        json_decref(h);
+    }
     if (err == NULL) {
         key = item_key(it);
         worker_outs_push(&it->outs, w->dlq_topic, key, payload, len, headers,
@@ -230,6 +297,7 @@ static imp_error_t *dead_letter(imp_worker_t *w, worker_item_t *it, const imp_er
     free(key_hex);
     free(env_hex);
     free(headers);
+    free(reason);
     return err;
 }
 

@@ -18,6 +18,7 @@
 /* On the DLQ topic, for events that could not be parsed (they travel as raw bytes). */
 #define WORKER_HDR_DLQ_REASON "imp-dlq-reason"
 #define WORKER_HDR_DLQ_CLASS "imp-dlq-class"
+#define WORKER_HDR_DLQ_ENCODING "imp-dlq-encoding"
 
 /* One event to publish (a row of the outbox). */
 typedef struct {

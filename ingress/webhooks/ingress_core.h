@@ -9,8 +9,9 @@
  *      type = ev.type, subject = ev.conversation_key, Kafka key
  *      "<tenant_id>:<conversation_key>", data = ev.data).
  *
- * Every function here is pure (no I/O, no clock, no globals) and thread-safe; the caller
- * passes the time. Every error is class poison; its code tells the server the answer:
+ * Every function here is pure (no I/O, no clock, no globals) and thread-safe (given
+ * per-thread ing_key_t.hmac contexts); the caller passes the time. Every error is class poison; its
+ * code tells the server the answer:
  *
  *   code            from                                   HTTP
  *   sig_missing     a header / query parameter is absent    401 (handshake: 403)
@@ -99,22 +100,23 @@ imp_error_t *ing_verify_standard(const ing_key_t *keys, size_t nkeys, ing_header
 
 /* Meta (whatsapp): x-hub-signature-256 "sha256=<64 hex digits, either case>", the
  * HMAC-SHA256 of the raw body keyed by the app secret, compared in constant time for every
- * key. Errors: sig_missing (absent, no "sha256=" prefix, not 64 hex digits), sig_mismatch. */
+ * key (empty keys are skipped). Errors: sig_missing (absent, no "sha256=" prefix, not 64 hex
+ * digits), sig_mismatch. */
 imp_error_t *ing_verify_meta(const ing_key_t *keys, size_t nkeys, ing_header_fn h, void *ctx,
                              const char *body, size_t len);
 
 /* Telegram: x-telegram-bot-api-secret-token equals one of the tokens (imp_crypto_equal_str,
- * every token compared, so the time does not tell which one or whether any matched).
- * Errors: sig_missing (absent or empty), sig_mismatch. */
+ * every token compared, so the time does not tell which one or whether any matched; an empty
+ * token never matches). Errors: sig_missing (absent or empty), sig_mismatch. */
 imp_error_t *ing_verify_telegram(const ing_key_t *tokens, size_t ntokens, ing_header_fn h,
                                  void *ctx);
 
 /* Meta's GET subscription handshake. query[0..qlen) is the raw query string without '?'
  * ("hub.mode=subscribe&hub.verify_token=…&hub.challenge=…", values percent-encoded). When
- * hub.mode is "subscribe" and the decoded hub.verify_token equals one of the tokens
- * (constant time), *challenge / *clen receive hub.challenge as it appears in the query
- * (borrowed pointer into query, not decoded: Meta's challenges are digits; the server
- * echoes it as text/plain). Errors: sig_missing (a parameter absent or empty, mode not
+ * hub.mode is "subscribe" and the decoded hub.verify_token equals one of the tokens (constant
+ * time; empty tokens never match), *challenge / *clen receive hub.challenge as it appears in
+ * the query (borrowed pointer into query, not decoded: Meta's challenges are digits; the
+ * server echoes it as text/plain). Errors: sig_missing (a parameter absent or empty, mode not
  * "subscribe", a challenge that is not 1..128 characters of [A-Za-z0-9_-]), sig_mismatch
  * (the token matches none). */
 imp_error_t *ing_verify_meta_handshake(const ing_key_t *tokens, size_t n, const char *query,
@@ -156,9 +158,9 @@ typedef struct {
  * envelope reader's strictness (duplicate keys, invalid UTF-8, \u0000, integers beyond 64
  * bits and trailing garbage refused). Any valid JSON that does not match the channel's shape
  * (an array, a string, an unknown update kind) still yields events, imp.inbound.other.v1
- * carrying the payload in "raw": nothing verified is dropped.
- * On success *out is a new array of *n events (free with ing_events_free); on error *out is
- * NULL and *n is 0. */
+ * carrying the payload in "raw": nothing verified is dropped. A ch outside the enum is
+ * poison "bad_channel". On success *out is a new array of *n events (free with ing_events_free); on
+ * error *out is NULL and *n is 0. */
 imp_error_t *ing_normalize(ing_channel_t ch, const char *body, size_t len, const char *webhook_id,
                            ing_event_t **out, size_t *n);
 

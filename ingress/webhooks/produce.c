@@ -169,6 +169,11 @@ ing_producer_t *ing_producer_new(h2o_evloop_t *loop, const char *brokers,
     rd_kafka_queue_t *q = rd_kafka_queue_get_main(rk);
     rd_kafka_queue_io_event_enable(q, fds[1], "1", 1);
     rd_kafka_queue_destroy(q);
+    /* librdkafka writes only when the queue goes from empty to one event: whatever it queued
+     * before this point (connection errors while Kafka is down) would never be served, and
+     * nothing after it would wake us. Wake the loop once to drain it. */
+    if (write(fds[1], "1", 1) != 1)
+        IMP_LOG_WARN("kafka event pipe: first wake-up not written", IMP_LS("errno", strerror(errno)));
     /* Not DONT_READ: h2o reads the pipe for us (with it, epoll would spin). */
     p->sock = h2o_evloop_socket_create(loop, fds[0], 0);
     p->sock->data = p;

@@ -87,16 +87,20 @@ metric() { # metric NAME_WITH_LABELS [URL]: the sample's value, or nothing
 
 # ---- requests ---------------------------------------------------------------------------
 
-STATUS= RESP= OPID=
-HEADERS="$IMP_TEST_TMP/last.headers"
+STATUS= RESP= OPID= HEADERS=
 
-# http METHOD PATH [curl args…]: against $INGRESS_URL (or $URL when set).
+# http METHOD PATH [curl args…]: against $INGRESS_URL (or $URL when set). The answer is kept
+# in $RESP_FILES.{body,headers} (default $IMP_TEST_TMP/last; give each concurrent sender its
+# own).
 http() {
-    local method=$1 path=$2
+    local method=$1 path=$2 files=${RESP_FILES:-$IMP_TEST_TMP/last}
     shift 2
-    STATUS=$(curl -s -o "$IMP_TEST_TMP/last.body" -D "$HEADERS" -w '%{http_code}' -X "$method" \
+    HEADERS=$files.headers
+    : >"$HEADERS"
+    : >"$files.body"
+    STATUS=$(curl -s -o "$files.body" -D "$HEADERS" -w '%{http_code}' -X "$method" \
         "${URL:-$INGRESS_URL}$path" "$@")
-    RESP=$(cat "$IMP_TEST_TMP/last.body")
+    RESP=$(cat "$files.body" 2>/dev/null)
     OPID=$(header x-operation-id)
 }
 

@@ -30,7 +30,15 @@ failed=$(metric imperium_worker_outbox_publish_failures_total)
 say "publishes that failed during the faults: ${failed:-0}"
 [ "${failed:-0}" -gt 0 ] || fail "the faults never reached the publisher"
 # Every emitted event is on the topic (duplicates are allowed there: consumers dedupe).
-on_topic=$(kcat -C -b "$IMP_KAFKA_BROKERS" -t imp.test.out.v1 -o beginning -e -q -f '%s\n' |
-    python3 -c 'import sys, json; print(len({json.loads(l)["id"] for l in sys.stdin if l.strip()}))')
-assert_eq "distinct emitted events on imp.test.out.v1" 10000 "$on_topic"
+kcat -C -b "$IMP_KAFKA_BROKERS" -t imp.test.out.v1 -o beginning -e -q -f '%s\n' |
+    python3 -c 'import sys, json; print("\n".join(sorted({json.loads(l)["id"] for l in sys.stdin if l.strip()})))' \
+    >"$IMP_TEST_TMP/on_topic"
+q "SELECT operation_id FROM outbox WHERE topic = 'imp.test.out.v1' ORDER BY 1" >"$IMP_TEST_TMP/in_outbox"
+missing=$(comm -13 "$IMP_TEST_TMP/on_topic" "$IMP_TEST_TMP/in_outbox" | head -n 20)
+if [ -n "$missing" ]; then
+    for id in $missing; do
+        q "SELECT id, created_at, published_at FROM outbox WHERE operation_id = '$id'" >&2
+    done
+fi
+assert_eq "distinct emitted events on imp.test.out.v1" 10000 "$(wc -l <"$IMP_TEST_TMP/on_topic")"
 pass "produce/commit errors and a full broker outage: exactly once, every event published"
