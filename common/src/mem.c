@@ -10,7 +10,8 @@
 static void oom(size_t n)
 {
     char buf[96];
-    int len = snprintf(buf, sizeof(buf), "{\"level\":\"fatal\",\"msg\":\"out of memory\",\"bytes\":%zu}\n", n);
+    int len = snprintf(buf, sizeof(buf),
+                       "{\"level\":\"fatal\",\"msg\":\"out of memory\",\"bytes\":%zu}\n", n);
     if (len > 0 && write(STDERR_FILENO, buf, (size_t)len) < 0) {
         /* nothing more can be done */
     }

@@ -162,12 +162,18 @@ static void on_revoke(imp_kafka_consumer_t *c, const imp_kafka_tp_t *parts, size
 
 static void on_assign(imp_kafka_consumer_t *c, const imp_kafka_tp_t *parts, size_t n, void *ctx)
 {
-    (void)parts;
     imp_worker_t *w = ctx;
-    /* While backing off from an infra error every partition stays paused, new ones too. */
-    if (atomic_load(&w->degraded))
-        log_kafka_err("could not pause", imp_kafka_consumer_pause_all(c));
-    IMP_LOG_INFO("partitions assigned", IMP_LI("count", n));
+    /* librdkafka keeps a partition's pause flag across a lost assignment (a session timeout
+     * while paused), so set every assigned partition's state explicitly: paused while
+     * backing off from an infra error, consuming otherwise. */
+    bool degraded = atomic_load(&w->degraded);
+    for (size_t i = 0; i < n; i++) {
+        imp_error_t *err = degraded
+                               ? imp_kafka_consumer_pause(c, parts[i].topic, parts[i].partition)
+                               : imp_kafka_consumer_resume(c, parts[i].topic, parts[i].partition);
+        log_kafka_err("could not set the pause state of an assigned partition", err);
+    }
+    IMP_LOG_INFO("partitions assigned", IMP_LI("count", n), IMP_LB("paused", degraded));
 }
 
 /* ---- intake -------------------------------------------------------------------------------- */

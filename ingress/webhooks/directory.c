@@ -202,6 +202,26 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
                IMP_LS("detail", buf));
 }
 
+/* Logged at most every ERROR_LOG_EVERY_MS while Kafka stays unreachable. */
+static void log_kafka_error(ing_directory_t *d, const char *what, rd_kafka_resp_err_t code)
+{
+    int64_t now = mono_ms();
+    if (d->last_error_ms != 0 && now - d->last_error_ms < ERROR_LOG_EVERY_MS)
+        return;
+    d->last_error_ms = now;
+    IMP_LOG_WARN(what, IMP_LS("topic", ING_TOPIC_TENANTS),
+                 IMP_LS("kafka_error", rd_kafka_err2name(code)),
+                 IMP_LS("reason", rd_kafka_err2str(code)));
+}
+
+/* Client-level errors (connection refused, all brokers down), served by the consumer poll on
+ * the directory thread; librdkafka keeps retrying by itself. */
+static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+{
+    (void)rk, (void)reason;
+    log_kafka_error(opaque, "tenant directory: kafka unreachable; retrying", code);
+}
+
 static imp_error_t *conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 {
     char errstr[256];
@@ -210,8 +230,8 @@ static imp_error_t *conf_set(rd_kafka_conf_t *conf, const char *name, const char
     return imp_error_new(IMP_ERR_FATAL, "kafka_config", "IMP_KAFKA_CONSUMER_PROPS: %s", errstr);
 }
 
-static rd_kafka_t *consumer_new(const char *brokers, const imp_kafka_props_t *props,
-                                imp_error_t **err)
+static rd_kafka_t *consumer_new(ing_directory_t *d, const char *brokers,
+                                const imp_kafka_props_t *props, imp_error_t **err)
 {
     /* A group id is required by the consumer API, yet never used: partitions are assigned,
      * not subscribed, and nothing is committed. */
@@ -235,6 +255,8 @@ static rd_kafka_t *consumer_new(const char *brokers, const imp_kafka_props_t *pr
         return NULL;
     }
     rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_opaque(conf, d);
     char errstr[256];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
@@ -245,18 +267,6 @@ static rd_kafka_t *consumer_new(const char *brokers, const imp_kafka_props_t *pr
     }
     rd_kafka_poll_set_consumer(rk);
     return rk;
-}
-
-/* Logged at most every ERROR_LOG_EVERY_MS while Kafka stays unreachable. */
-static void log_kafka_error(ing_directory_t *d, const char *what, rd_kafka_resp_err_t code)
-{
-    int64_t now = mono_ms();
-    if (d->last_error_ms != 0 && now - d->last_error_ms < ERROR_LOG_EVERY_MS)
-        return;
-    d->last_error_ms = now;
-    IMP_LOG_WARN(what, IMP_LS("topic", ING_TOPIC_TENANTS),
-                 IMP_LS("kafka_error", rd_kafka_err2name(code)),
-                 IMP_LS("reason", rd_kafka_err2str(code)));
 }
 
 static int32_t partition_count(ing_directory_t *d)
@@ -388,7 +398,7 @@ ing_directory_t *ing_directory_start(const char *brokers, const imp_kafka_props_
     d->nheads = INITIAL_HEADS;
     d->heads = imp_calloc(d->nheads, sizeof(*d->heads));
     pthread_rwlock_init(&d->lock, NULL);
-    if ((d->rk = consumer_new(brokers, props, err)) == NULL)
+    if ((d->rk = consumer_new(d, brokers, props, err)) == NULL)
         goto fail;
     int rc = pthread_create(&d->thread, NULL, run, d);
     if (rc != 0) {

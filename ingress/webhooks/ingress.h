@@ -21,6 +21,7 @@
 
 #define H2O_USE_LIBUV 0
 
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -127,18 +128,27 @@ const char *ing_req_header(void *ctx, const char *name, size_t *len);
 
 /* ---- the loop threads (server.c) ----------------------------------------------------------- */
 
+/* One loop thread. Everything h2o (loop, context, sockets) and the producer are made and
+ * freed by the thread itself: h2o 2.2.5 keeps a per-thread (__thread) recycling allocator for
+ * socket buffers, and a buffer made on one thread and grown or freed on another corrupts the
+ * heap. */
 typedef struct {
     h2o_context_t ctx; /* req->conn->ctx points here: see ing_thread_of */
     h2o_accept_ctx_t accept_ctx;
     h2o_evloop_t *loop;
     h2o_socket_t *listener;
+    int listen_fd;       /* bound by the main thread, adopted by the loop */
     h2o_socket_t *waker; /* read end of wake_pipe */
     int wake_pipe[2];
     pthread_t tid;
     bool started;
+    sem_t ready; /* posted once the thread has set itself up (start_err says how) */
+    imp_error_t *start_err;
     atomic_bool stopping;
-    int index; /* 0..threads-1: this thread's slot in per-thread tables */
+    atomic_bool kafka_ok; /* the producer's last ping answered (main writes, /readyz reads) */
+    int index;            /* 0..threads-1: this thread's slot in per-thread tables */
     ing_app_t *app;
+    h2o_globalconf_t *config;
     ing_producer_t *producer;
 } ing_thread_t;
 
@@ -207,7 +217,9 @@ typedef struct {
 } ing_msg_t;
 
 /* A producer for one loop: its delivery reports arrive through a pipe registered on loop,
- * so they run on the loop's thread. delivery.timeout.ms is ack_timeout_ms. */
+ * so they run on the loop's thread. delivery.timeout.ms is ack_timeout_ms. Create, use and
+ * free it on the loop's own thread: h2o's socket buffers belong to the thread that made
+ * them. */
 ing_producer_t *ing_producer_new(h2o_evloop_t *loop, const char *brokers,
                                  const imp_kafka_props_t *props, long long ack_timeout_ms,
                                  imp_error_t **err);
@@ -217,8 +229,6 @@ void ing_producer_drain(ing_producer_t *p, h2o_evloop_t *loop, int timeout_ms);
 void ing_producer_free(ing_producer_t *p);
 size_t ing_producer_waiting(const ing_producer_t *p);
 imp_error_t *ing_producer_ping(ing_producer_t *p, int timeout_ms);
-bool ing_producer_ok(const ing_producer_t *p);
-void ing_producer_set_ok(ing_producer_t *p, bool ok);
 
 /* Produce msgs[0..n) and answer req: 200 {"accepted": n, "operation_ids": [...]} with
  * X-Operation-Id = msgs[0].opid once every delivery report says PERSISTED; 503 with

@@ -110,13 +110,15 @@ void ing_ops_post(h2o_req_t *req)
                                               : NULL;
     ing_msg_t m = {0};
     char chat[CHAT_ID_MAX] = "", *value = NULL;
-    err = json_is_object(update) ? wrap(update, &info, &m, chat, &value)
-                                 : imp_error_new(IMP_ERR_POISON, "bad_json", "not a JSON object");
+    if (json_is_object(update)) {
+        err = wrap(update, &info, &m, chat, &value); /* takes update */
+    } else {
+        json_decref(update);
+        err = imp_error_new(IMP_ERR_POISON, "bad_json", "not a JSON object");
+    }
     if (err == NULL) {
         ing_produce_and_answer(thr->producer, req, &info, &m, 1);
     } else {
-        if (update != NULL && !json_is_object(update))
-            json_decref(update);
         IMP_LOG_INFO("ops webhook rejected", IMP_LS("reason", imp_error_message(err)),
                      IMP_LS("trace_id", info.trace.trace_id));
         imp_error_free(err);

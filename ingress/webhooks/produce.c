@@ -31,7 +31,6 @@ struct ing_producer {
     h2o_timeout_t ack_timeout;
     h2o_evloop_t *loop;
     size_t waiting; /* tickets not answered yet */
-    atomic_bool ok; /* the last ping answered (main thread writes, /readyz reads) */
 };
 
 typedef struct {
@@ -173,7 +172,8 @@ ing_producer_t *ing_producer_new(h2o_evloop_t *loop, const char *brokers,
      * before this point (connection errors while Kafka is down) would never be served, and
      * nothing after it would wake us. Wake the loop once to drain it. */
     if (write(fds[1], "1", 1) != 1)
-        IMP_LOG_WARN("kafka event pipe: first wake-up not written", IMP_LS("errno", strerror(errno)));
+        IMP_LOG_WARN("kafka event pipe: first wake-up not written",
+                     IMP_LS("errno", strerror(errno)));
     /* Not DONT_READ: h2o reads the pipe for us (with it, epoll would spin). */
     p->sock = h2o_evloop_socket_create(loop, fds[0], 0);
     p->sock->data = p;
@@ -216,16 +216,6 @@ size_t ing_producer_waiting(const ing_producer_t *p)
 imp_error_t *ing_producer_ping(ing_producer_t *p, int timeout_ms)
 {
     return imp_kafka_producer_ping(p->kp, timeout_ms);
-}
-
-bool ing_producer_ok(const ing_producer_t *p)
-{
-    return atomic_load(&p->ok);
-}
-
-void ing_producer_set_ok(ing_producer_t *p, bool ok)
-{
-    atomic_store(&p->ok, ok);
 }
 
 /* ---- one webhook -------------------------------------------------------------------------- */

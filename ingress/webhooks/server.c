@@ -272,61 +272,61 @@ static void drain(ing_thread_t *t)
     t->listener = NULL;
     ing_producer_drain(t->producer, t->loop, (int)t->app->settings->ack_timeout_ms + 1000);
     t->ctx.shutdown_requested = 1;
-    t->ctx.globalconf->http1.callbacks.foreach_request(&t->ctx, shutdown_conn, NULL);
+    t->config->http1.callbacks.foreach_request(&t->ctx, shutdown_conn, NULL);
     for (int i = 0; i < DRAIN_ROUNDS && !h2o_linklist_is_empty(&t->ctx.http1._conns); i++)
         h2o_evloop_run(t->loop, DRAIN_WAIT_MS);
     if (!h2o_linklist_is_empty(&t->ctx.http1._conns))
         IMP_LOG_WARN("loop stopped with connections still open", IMP_LI("thread", t->index));
-    h2o_socket_close(t->waker);
-    t->waker = NULL;
 }
 
-static void *run(void *arg)
-{
-    ing_thread_t *t = arg;
-    while (!atomic_load(&t->stopping)) {
-        if (h2o_evloop_run(t->loop, INT32_MAX) != 0 && errno != EINTR) {
-            IMP_LOG_ERROR("event loop failed", IMP_LS("errno", strerror(errno)));
-            usleep(100 * 1000);
-        }
-    }
-    drain(t);
-    return NULL;
-}
-
-/* Loop, context, listener, waker and producer of thread t; the thread is not started. */
-static imp_error_t *thread_init(ing_server_t *s, ing_thread_t *t, int fd)
+/* Loop, context, listener, waker and producer, on the thread that will use them. */
+static imp_error_t *thread_init(ing_thread_t *t)
 {
     imp_error_t *err = NULL;
     t->loop = h2o_evloop_create();
-    h2o_context_init(&t->ctx, t->loop, &s->config);
+    h2o_context_init(&t->ctx, t->loop, t->config);
     t->accept_ctx.ctx = &t->ctx;
-    t->accept_ctx.hosts = s->config.hosts;
-    t->listener = h2o_evloop_socket_create(t->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    t->accept_ctx.hosts = t->config->hosts;
+    t->listener = h2o_evloop_socket_create(t->loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    t->listen_fd = -1;
     t->listener->data = t;
     h2o_socket_read_start(t->listener, on_accept);
-    if (pipe2(t->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
-        return imp_error_new(IMP_ERR_FATAL, "pipe", "wake pipe: %s", strerror(errno));
     t->waker = h2o_evloop_socket_create(t->loop, t->wake_pipe[0], 0);
+    t->wake_pipe[0] = -1;
     h2o_socket_read_start(t->waker, on_wake);
-    t->producer = ing_producer_new(t->loop, s->app->settings->brokers, &s->app->producer_props,
-                                   s->app->settings->ack_timeout_ms, &err);
+    t->producer = ing_producer_new(t->loop, t->app->settings->brokers, &t->app->producer_props,
+                                   t->app->settings->ack_timeout_ms, &err);
     return err;
 }
 
 static void thread_dispose(ing_thread_t *t)
 {
-    if (t->loop == NULL)
-        return;
     ing_producer_free(t->producer);
+    t->producer = NULL;
     if (t->listener != NULL)
         h2o_socket_close(t->listener);
     if (t->waker != NULL)
         h2o_socket_close(t->waker);
     h2o_context_dispose(&t->ctx);
     h2o_evloop_destroy(t->loop);
-    if (t->wake_pipe[1] >= 0)
-        close(t->wake_pipe[1]);
+}
+
+static void *run(void *arg)
+{
+    ing_thread_t *t = arg;
+    t->start_err = thread_init(t);
+    bool ok = t->start_err == NULL;
+    sem_post(&t->ready); /* t->start_err is the starter's from here on */
+    while (ok && !atomic_load(&t->stopping)) {
+        if (h2o_evloop_run(t->loop, INT32_MAX) != 0 && errno != EINTR) {
+            IMP_LOG_ERROR("event loop failed", IMP_LS("errno", strerror(errno)));
+            usleep(100 * 1000);
+        }
+    }
+    if (ok)
+        drain(t);
+    thread_dispose(t);
+    return NULL;
 }
 
 static void configure(ing_server_t *s)
@@ -345,20 +345,33 @@ static void configure(ing_server_t *s)
     h->server = s;
 }
 
-/* Bind one listener per thread (the first fixes the port when 0 was asked) and init. */
-static imp_error_t *threads_init(ing_server_t *s)
+/* Bind one listener per thread (the first fixes the port when 0 was asked) and make the
+ * wake pipes; the threads adopt them. */
+static imp_error_t *bind_all(ing_server_t *s)
 {
     char host[256];
     imp_error_t *err = split_listen(s->app->settings->listen, host, sizeof(host), &s->port);
     for (int i = 0; err == NULL && i < s->nthreads; i++) {
         ing_thread_t *t = &s->threads[i];
-        t->index = i;
-        t->app = s->app;
-        t->wake_pipe[0] = t->wake_pipe[1] = -1;
-        int fd = listen_on(host, s->port, &s->port, &err);
-        if (fd >= 0)
-            err = thread_init(s, t, fd);
+        t->listen_fd = listen_on(host, s->port, &s->port, &err);
+        if (err == NULL && pipe2(t->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+            err = imp_error_new(IMP_ERR_FATAL, "pipe", "wake pipe: %s", strerror(errno));
     }
+    return err;
+}
+
+/* Start thread t and wait until it has set itself up. */
+static imp_error_t *start_thread(ing_thread_t *t)
+{
+    sem_init(&t->ready, 0, 0);
+    int rc = pthread_create(&t->tid, NULL, run, t);
+    if (rc != 0)
+        return imp_error_new(IMP_ERR_FATAL, "thread", "loop thread: %s", strerror(rc));
+    t->started = true;
+    while (sem_wait(&t->ready) != 0 && errno == EINTR)
+        ;
+    imp_error_t *err = t->start_err;
+    t->start_err = NULL;
     return err;
 }
 
@@ -371,15 +384,17 @@ ing_server_t *ing_server_start(ing_app_t *app, imp_error_t **err)
     s->app = app;
     s->nthreads = (int)app->settings->threads;
     s->threads = imp_calloc((size_t)s->nthreads, sizeof(ing_thread_t));
-    configure(s);
-    *err = threads_init(s);
-    for (int i = 0; *err == NULL && i < s->nthreads; i++) {
-        int rc = pthread_create(&s->threads[i].tid, NULL, run, &s->threads[i]);
-        if (rc != 0)
-            *err = imp_error_new(IMP_ERR_FATAL, "thread", "loop thread: %s", strerror(rc));
-        else
-            s->threads[i].started = true;
+    for (int i = 0; i < s->nthreads; i++) {
+        ing_thread_t *t = &s->threads[i];
+        t->index = i;
+        t->app = app;
+        t->config = &s->config;
+        t->listen_fd = t->wake_pipe[0] = t->wake_pipe[1] = -1;
     }
+    configure(s);
+    *err = bind_all(s);
+    for (int i = 0; *err == NULL && i < s->nthreads; i++)
+        *err = start_thread(&s->threads[i]);
     if (*err != NULL) {
         ing_server_stop(s);
         return NULL;
@@ -397,10 +412,9 @@ int ing_server_port(const ing_server_t *s)
 void ing_server_ping(ing_server_t *s, int timeout_ms)
 {
     for (int i = 0; i < s->nthreads; i++) {
-        ing_producer_t *p = s->threads[i].producer;
-        imp_error_t *err = ing_producer_ping(p, timeout_ms);
-        bool was = ing_producer_ok(p);
-        ing_producer_set_ok(p, err == NULL);
+        ing_thread_t *t = &s->threads[i];
+        imp_error_t *err = ing_producer_ping(t->producer, timeout_ms);
+        bool was = atomic_exchange(&t->kafka_ok, err == NULL);
         if (err != NULL && was)
             IMP_LOG_WARN("kafka unreachable from a producer", IMP_LI("thread", i), IMP_LE(err));
         else if (err == NULL && !was)
@@ -412,7 +426,7 @@ void ing_server_ping(ing_server_t *s, int timeout_ms)
 bool ing_server_producers_ok(const ing_server_t *s)
 {
     for (int i = 0; i < s->nthreads; i++) {
-        if (!ing_producer_ok(s->threads[i].producer))
+        if (!atomic_load(&s->threads[i].kafka_ok))
             return false;
     }
     return true;
@@ -433,9 +447,17 @@ void ing_server_stop(ing_server_t *s)
         } while (w < 0 && errno == EINTR);
     }
     for (int i = 0; i < s->nthreads; i++) {
-        if (s->threads[i].started)
-            pthread_join(s->threads[i].tid, NULL);
-        thread_dispose(&s->threads[i]);
+        ing_thread_t *t = &s->threads[i];
+        if (t->started) {
+            pthread_join(t->tid, NULL);
+            sem_destroy(&t->ready);
+        }
+        for (int k = 0; k < 2; k++) {
+            if (t->wake_pipe[k] >= 0)
+                close(t->wake_pipe[k]);
+        }
+        if (t->listen_fd >= 0)
+            close(t->listen_fd);
     }
     h2o_config_dispose(&s->config);
     free(s->threads);

@@ -24,8 +24,9 @@ if ! command -v clang >/dev/null 2>&1; then
     exit 77
 fi
 
+mkdir -p "$build"
 cmake -S "$here" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DIMP_FUZZ=ON >"$build.configure.log" 2>&1 || { cat "$build.configure.log" >&2; exit 1; }
+    -DIMP_FUZZ=ON >"$build/configure.log" 2>&1 || { cat "$build/configure.log" >&2; exit 1; }
 cmake --build "$build" -j"$(nproc)" -- $targets >"$build/build.log" 2>&1 ||
     { tail -50 "$build/build.log" >&2; exit 1; }
 

@@ -111,19 +111,25 @@ header() { # header NAME: its value in the last answer
 
 whsec_hex() { printf '%s' "${1#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n'; }
 
-# sign_standard SECRET ID TS BODY: the v1 signature (base64).
+# sign_standard SECRET ID TS < BODY: the v1 signature (base64).
 sign_standard() {
-    printf '%s' "$2.$3.$4" |
+    { printf '%s.%s.' "$2" "$3" && cat; } |
         openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(whsec_hex "$1")" -binary | base64
 }
 
-# post_standard CHANNEL SLUG SECRET ID BODY [curl args…] (TS overrides the timestamp).
+# post_standard CHANNEL SLUG SECRET ID BODY [curl args…] (TS overrides the timestamp; a BODY
+# of @FILE sends that file).
 post_standard() {
-    local ch=$1 slug=$2 secret=$3 id=$4 body=$5 ts=${TS:-$(date +%s)}
+    local ch=$1 slug=$2 secret=$3 id=$4 body=$5 ts=${TS:-$(date +%s)} sig
     shift 5
+    if [ "${body:0:1}" = @ ]; then
+        sig=$(sign_standard "$secret" "$id" "$ts" <"${body:1}")
+    else
+        sig=$(printf '%s' "$body" | sign_standard "$secret" "$id" "$ts")
+    fi
     http POST "/v1/webhooks/$ch/$slug" -H "webhook-id: $id" -H "webhook-timestamp: $ts" \
-        -H "webhook-signature: v1,$(sign_standard "$secret" "$id" "$ts" "$body")" \
-        -H 'content-type: application/json' --data-binary "$body" "$@"
+        -H "webhook-signature: v1,$sig" -H 'content-type: application/json' \
+        --data-binary "$body" "$@"
 }
 
 post_meta() { # post_meta SLUG APP_SECRET BODY [curl args…]

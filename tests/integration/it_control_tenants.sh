@@ -51,20 +51,20 @@ generated() { printf '%s\n' "$OUT" | sed -n "s/^secret $1=//p"; }
 remember() { printf '%s\n' "$@" >>"$T/secrets.list"; }
 sql() { psql_owner -c "$1"; }
 
-snap() { # snap CMD ARGS…: over the tenant snapshots on imp.tenants.v1 (snap.py below)
-    local f rc=0
-    f=$(mktemp "$T/snaps.XXXXXX")
-    kcat -C -b "$IMP_KAFKA_BROKERS" -t imp.tenants.v1 -o beginning -e -J -q 2>/dev/null >"$f"
-    python3 "$T/snap.py" "$f" "$@" || rc=$?
-    rm -f "$f"
-    return "$rc"
+# The tenant snapshots on imp.tenants.v1 (kcat JSON lines), read again by wait_snapshots;
+# snap CMD ARGS… looks at them (snap.py below).
+read_snapshots() {
+    kcat -C -b "$IMP_KAFKA_BROKERS" -t imp.tenants.v1 -o beginning -e -J -q 2>/dev/null \
+        >"$T/snaps.new"
+    mv "$T/snaps.new" "$T/snaps"
 }
+snap() { python3 "$T/snap.py" "$T/snaps" "$@"; }
 snap_count() { snap count "$1"; }
 wait_snapshots() { # wait_snapshots SLUG N
     wait_for 20 "$2 snapshots of $1" test_snapshots "$1" "$2" ||
         fail "snapshots of $1: expected $2, got $(snap_count "$1")"
 }
-test_snapshots() { [ "$(snap_count "$1")" = "$2" ]; }
+test_snapshots() { read_snapshots && [ "$(snap_count "$1")" = "$2" ]; }
 
 cat >"$T/snap.py" <<'PY'
 import json, pathlib, sys
@@ -237,8 +237,9 @@ assert_eq "rotated: current is the new secret" "{\"webhook_secret\":\"$GEN2\"}" 
 assert_eq "rotated: previous is the old secret" "{\"webhook_secret\":\"$GEN1\"}" \
     "$(unseal demo generic previous_secrets_enc)"
 UNTIL=$(snap get demo channels.generic.previous_until_ms)
-[ "$UNTIL" -ge $(((BEFORE_S + 3600 - 2) * 1000)) ] && [ "$UNTIL" -le $(((AFTER_S + 3600 + 2) * 1000)) ] ||
+if [ "$UNTIL" -lt $(((BEFORE_S + 3600 - 2) * 1000)) ] || [ "$UNTIL" -gt $(((AFTER_S + 3600 + 2) * 1000)) ]; then
     fail "previous_until_ms $UNTIL is not about an hour after the rotation ($BEFORE_S..$AFTER_S)"
+fi
 pass "previous_until_ms is the rotation time + 1h"
 assert_eq "at rest: previous_secrets_until matches the snapshot" "$UNTIL" \
     "$(sql "SELECT floor(extract(epoch FROM previous_secrets_until) * 1000)::bigint FROM channels WHERE tenant_id = '$A' AND kind = 'generic'")"
@@ -281,6 +282,7 @@ assert_eq "snapshot says disabled" disabled "$(snap get demo status)"
 ctl tenant disable demo --operation-id "$OPID"
 expect "the same disable again" 0 "operation $OPID: succeeded: tenant demo disabled"
 sleep 2
+read_snapshots
 assert_eq "same operation id: one audit row" 1 \
     "$(sql "SELECT count(*) FROM audit_log WHERE operation_id = '$OPID'")"
 assert_eq "same operation id: one outcome" 1 \
@@ -288,6 +290,10 @@ assert_eq "same operation id: one outcome" 1 \
 assert_eq "same operation id: one snapshot" 12 "$(snap_count demo)"
 assert_eq "same operation id: two commands on the topic" 2 \
     "$(kcat -C -b "$IMP_KAFKA_BROKERS" -t imp.commands.v1 -o beginning -e -q 2>/dev/null | grep -c "\"id\":\"$OPID\"")"
+ctl tenant disable acme --operation-id "$OPID"
+expect "an operation id already used for another tenant" 1 \
+    "rejected: operation id $OPID was already used by another command (tenant $A)"
+assert_eq "acme untouched" active "$(sql "SELECT status FROM tenants WHERE id = '$B'")"
 ctl tenant disable demo
 expect "disable a disabled tenant (new operation)" 0 "succeeded: tenant demo is already disabled"
 ctl tenant enable demo
@@ -375,6 +381,12 @@ assert_eq "dead letter: tenantid of another tenant" \
     "poison: tenantid $B is not the tenant of slug demo" "$(reason "$R5")"
 assert_eq "a rejected command leaves no outcome" 0 \
     "$(sql "SELECT count(*) FROM operations WHERE operation_id IN ('$R1', '$R2', '$R3', '$R4', '$R5')")"
+R6=$(raw imp.command.tenant.create.v1 "$A" '{"slug": "other", "name": "Other"}')
+other_failed() { [ "$(sql "SELECT count(*) FROM operations WHERE operation_id = '$R6'")" = 1 ]; }
+wait_for 20 "the outcome of a create with demo's id" other_failed || fail "no outcome for $R6"
+assert_eq "create with the id of another slug: failed, not dead" \
+    "failed|tenant id $A is already used by another slug|0" \
+    "$(sql "SELECT status || '|' || error || '|' || (SELECT count(*) FROM tenants WHERE slug = 'other') FROM operations WHERE operation_id = '$R6'")"
 ctl channel set demo generic --operation-id "$R2"
 expect "the client reports a dead-lettered operation" 1 \
     "operation $R2: rejected: data.kind: \"sms\" is not a channel kind"
@@ -401,14 +413,15 @@ assert_eq "no operation id is audited twice" 0 \
 assert_eq "audit of a rotation: names, no values" \
     '{"secrets": ["callback_secret", "webhook_secret"], "previous_until": null}|["webhook_secret"]|["callback_secret", "webhook_secret"]|3600|true' \
     "$(sql "SELECT before::text || '|' || (after->'rotated')::text || '|' || (after->'secrets')::text || '|' || (after->>'grace_s') || '|' || (after->>'previous_until' IS NOT NULL) FROM audit_log WHERE tenant_id = '$A' AND action = 'secret.rotate' ORDER BY id LIMIT 1")"
-assert_eq "outcomes of demo" "failed 1|succeeded 16" \
+assert_eq "outcomes of demo" "failed 2|succeeded 16" \
     "$(sql "SELECT string_agg(status || ' ' || n, '|' ORDER BY status) FROM (SELECT status, count(*) n FROM operations WHERE tenant_id = '$A' GROUP BY 1) x")"
 assert_eq "generated secrets were dropped once shown" 0 \
     "$(sql "SELECT count(*) FROM operations WHERE secrets_enc IS NOT NULL")"
-SNAPS=$(snap check "$IMP_SOURCE_DIR/schemas") || fail "a snapshot breaks the contract"
-assert_eq "every snapshot keeps the contract (demo 13, acme 2, beta 1, gamma 1)" 17 "$SNAPS"
 outbox_published() { [ "$(sql "SELECT count(*) FROM outbox WHERE published_at IS NULL")" = 0 ]; }
 wait_for 10 "outbox published" outbox_published || fail "outbox rows left unpublished"
+read_snapshots
+SNAPS=$(snap check "$IMP_SOURCE_DIR/schemas") || fail "a snapshot breaks the contract"
+assert_eq "every snapshot keeps the contract (demo 13, acme 2, beta 1, gamma 1)" 17 "$SNAPS"
 assert_eq "invalidation events: one per snapshot" 17 \
     "$(kcat -C -b "$IMP_KAFKA_BROKERS" -t imp.control.v1 -o beginning -e -q 2>/dev/null | grep -c '"type":"imp.control.changed.v1"' || true)"
 
@@ -448,7 +461,7 @@ assert_eq "app role, no tenant: nothing" "0|0" \
     "$(psql_app -c "SELECT (SELECT count(*) FROM channels) || '|' || (SELECT count(*) FROM operations)")"
 assert_fails "api role cannot read channel secrets" psql_api -c "SELECT secrets_enc FROM channels"
 assert_fails "api role cannot read generated secrets" psql_api -c "SELECT secrets_enc FROM operations"
-assert_eq "api role, tenant A: outcomes readable" 17 \
+assert_eq "api role, tenant A: outcomes readable" 18 \
     "$(psql_api -c "SELECT set_config('app.tenant_id', '$A', false)" -c "SELECT count(*) FROM operations" | tail -n 1)"
 
 # ---- show ------------------------------------------------------------------------------------

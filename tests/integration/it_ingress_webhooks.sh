@@ -177,8 +177,9 @@ expect_problem "ops, not an update" 400
 # ---- limits: 413 and 400 produce nothing ---------------------------------------------------------
 
 before=$(topic_count imp.inbound.v1)
-big="{\"conversation\": \"c\", \"pad\": \"$(head -c 1048576 /dev/zero | tr '\0' x)\"}"
-post_standard generic a "$A_GENERIC" big-1 "$big"
+big=$IMP_TEST_TMP/big.json
+{ printf '{"conversation": "c", "pad": "' && head -c 1048576 /dev/zero | tr '\0' x && printf '"}'; } >"$big"
+post_standard generic a "$A_GENERIC" big-1 "@$big"
 expect_problem "body over 1 MiB" 413
 post_standard generic a "$A_GENERIC" bad-json-1 '{"conversation": "c", "message": {'
 expect_problem "malformed JSON" 400

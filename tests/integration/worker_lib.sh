@@ -33,12 +33,24 @@ effects_distinct() { q "SELECT count(DISTINCT seq) FROM example_effects"; }
 at_least() { [ "$(q "$2")" -ge "$1" ]; }
 at_most() { [ "$(q "$2")" -le "$1" ]; }
 
+# The main-thread stacks of every running example worker (for a test that is stuck).
+dump_stacks() {
+    command -v gdb >/dev/null || return 0
+    local pid
+    for pid in $(pgrep -f "$BIN/worker_example"); do
+        say "stack of worker_example $pid:"
+        gdb -p "$pid" -batch -ex "thread 1" -ex "bt 30" 2>/dev/null | grep -E '^#' >&2 || true
+    done
+}
+
 # wait_distinct N TIMEOUT: until N distinct events have an effect.
 wait_distinct() {
     local want=$1 timeout=$2
-    wait_for "$timeout" "$want distinct effects" \
-        at_least "$want" "SELECT count(DISTINCT seq) FROM example_effects" ||
+    if ! wait_for "$timeout" "$want distinct effects" \
+        at_least "$want" "SELECT count(DISTINCT seq) FROM example_effects"; then
+        dump_stacks
         fail "only $(effects_distinct) of $want events have an effect"
+    fi
 }
 
 # wait_quiet SECONDS: until the effect and dead-letter counts stop moving for SECONDS.

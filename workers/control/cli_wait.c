@@ -17,6 +17,10 @@
 #define SQL_DEAD_LETTER                                                                            \
     "SELECT reason FROM dead_letters WHERE worker = '" CONTROL_WORKER "' "                         \
     "AND operation_id = $1 AND replayed_at IS NULL ORDER BY id DESC LIMIT 1"
+/* Done by the worker, yet no outcome under this tenant: the id was used by another command. */
+#define SQL_USED_ELSEWHERE                                                                         \
+    "SELECT coalesce(tenant_id::text, 'none') FROM inbox WHERE worker = '" CONTROL_WORKER "' "     \
+    "AND operation_id = $1 AND state = 'done'"
 #define SQL_FORGET_SECRETS                                                                         \
     "UPDATE operations SET secrets_enc = NULL, updated_at = now() WHERE operation_id = $1"
 
@@ -78,6 +82,16 @@ static imp_error_t *look(imp_pg_t *pg, const char *tenant_id, const char *opid, 
     if (err == NULL && seen->status == NULL && imp_pg_result_rows(res) == 1) {
         seen->status = imp_strdup("rejected");
         seen->message = dup_value(res, 0);
+    }
+    imp_pg_result_free(res);
+    res = NULL;
+    if (err == NULL && seen->status == NULL)
+        err = look_in(pg, SQL_USED_ELSEWHERE, opid, &res);
+    if (err == NULL && seen->status == NULL && imp_pg_result_rows(res) == 1) {
+        seen->status = imp_strdup("rejected");
+        seen->message = imp_asprintf("operation id %s was already used by another command "
+                                     "(tenant %s): use a new one",
+                                     opid, imp_pg_result_value(res, 0, 0));
     }
     imp_pg_result_free(res);
     if (err == NULL)

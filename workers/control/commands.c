@@ -394,7 +394,8 @@ static imp_error_t *channel_apply(control_op_t *op, const channel_t *ch, const j
     json_t *result = channel_result(op, generated);
     json_object_set_new(result, "created", json_boolean(!ch->exists));
     if (missing != NULL) {
-        fail(out, "a %s channel needs %s, which the provider issues: give it with --secret %s=VALUE",
+        fail(out,
+             "a %s channel needs %s, which the provider issues: give it with --secret %s=VALUE",
              op->d.kind, missing, missing);
         json_decref(result);
     } else if (ch->exists && enabled == ch->enabled && json_equal(settings, ch->settings) &&

@@ -127,8 +127,8 @@ int main(int argc, char **argv)
     }
     imp_log_init("ingress_tenants", IMP_LOG_LEVEL_WARN);
     json_error_t jerr;
-    json_t *specs = strcmp(argv[1], "-") == 0 ? json_loadf(stdin, 0, &jerr)
-                                              : json_load_file(argv[1], 0, &jerr);
+    json_t *specs =
+        strcmp(argv[1], "-") == 0 ? json_loadf(stdin, 0, &jerr) : json_load_file(argv[1], 0, &jerr);
     if (!json_is_array(specs)) {
         fprintf(stderr, "ingress_tenants: %s is not a JSON array: %s\n", argv[1], jerr.text);
         return 2;

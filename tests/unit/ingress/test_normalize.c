@@ -717,6 +717,10 @@ START_TEST(bad_json)
     imp_error_t *err = ing_normalize(ING_CH_GENERIC, NULL, 3, NULL, &ev, &n);
     ck_assert_str_eq(imp_error_code(err), "bad_json");
     imp_error_free(err);
+    err = ing_normalize((ing_channel_t)ING_CH_COUNT, "{}", 2, NULL, &ev, &n);
+    ck_assert_str_eq(imp_error_code(err), "bad_channel");
+    ck_assert_ptr_null(ev);
+    imp_error_free(err);
 }
 END_TEST
 
