@@ -194,7 +194,8 @@ static void embed_one(scratch_t *s, const char *text, float *v, size_t dim)
         i = j;
     }
     /* Sublinear term frequency: equal features are adjacent once sorted. */
-    qsort(s->f, s->n, sizeof(*s->f), cmp_feature);
+    if (s->n > 1)
+        qsort(s->f, s->n, sizeof(*s->f), cmp_feature);
     for (size_t i = 0; i < s->n;) {
         size_t j = i;
         float w = 0;

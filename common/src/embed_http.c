@@ -69,28 +69,39 @@ static char *request_body(const http_embedder_t *h, const char *const *texts, si
     return text;
 }
 
+/* At most max bytes of s[0..len), not cutting a UTF-8 sequence, as a new heap string with
+ * control characters replaced by spaces (it goes into one-line messages). */
+static char *clip(const char *s, size_t len, size_t max)
+{
+    if (len > max) {
+        len = max;
+        while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+            len--;
+    }
+    char *out = imp_strndup(s, len);
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            *p = ' ';
+    return out;
+}
+
 /* The server's own words: error.message (OpenAI), error (TEI), message, else the start of
  * the body. A new heap string. */
 static char *server_message(const char *body, size_t len)
 {
     json_error_t jerr;
     json_t *doc = json_loadb(body, len, 0, &jerr);
-    const char *msg = NULL;
+    json_t *msg = NULL;
     if (json_is_object(doc)) {
-        json_t *e = json_object_get(doc, "error");
-        if (json_is_object(e))
-            e = json_object_get(e, "message");
-        if (!json_is_string(e))
-            e = json_object_get(doc, "message");
-        if (json_is_string(e))
-            msg = json_string_value(e);
+        msg = json_object_get(doc, "error");
+        if (json_is_object(msg))
+            msg = json_object_get(msg, "message");
+        if (!json_is_string(msg))
+            msg = json_object_get(doc, "message");
     }
-    char *out = msg != NULL
-                    ? imp_strndup(msg, SERVER_MESSAGE_MAX)
-                    : imp_strndup(body, len < SERVER_MESSAGE_MAX ? len : SERVER_MESSAGE_MAX);
-    for (char *p = out; *p; p++)
-        if ((unsigned char)*p < 0x20)
-            *p = ' ';
+    char *out = json_is_string(msg)
+                    ? clip(json_string_value(msg), json_string_length(msg), SERVER_MESSAGE_MAX)
+                    : clip(body, len, SERVER_MESSAGE_MAX);
     json_decref(doc);
     return out;
 }

@@ -201,6 +201,11 @@ void ing_producer_free(ing_producer_t *p)
     imp_kafka_producer_set_on_delivery(p->kp, NULL, NULL);
     imp_kafka_producer_free(p->kp);
     if (p->sock != NULL) {
+        /* Tickets still waiting (the drain gave up on them) leak with the process: their
+         * reports will never come. Their timers must not outlive the timeout. */
+        while (!h2o_linklist_is_empty(&p->ack_timeout._entries))
+            h2o_timeout_unlink(
+                H2O_STRUCT_FROM_MEMBER(h2o_timeout_entry_t, _link, p->ack_timeout._entries.next));
         h2o_timeout_dispose(p->loop, &p->ack_timeout);
         h2o_socket_close(p->sock);
     }

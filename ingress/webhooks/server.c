@@ -270,8 +270,9 @@ static void drain(ing_thread_t *t)
 {
     h2o_socket_close(t->listener);
     t->listener = NULL;
-    ing_producer_drain(t->producer, t->loop, (int)t->app->settings->ack_timeout_ms + 1000);
+    /* No keep-alive from now on: a connection closes after the answer it is waiting for. */
     t->ctx.shutdown_requested = 1;
+    ing_producer_drain(t->producer, t->loop, (int)t->app->settings->ack_timeout_ms + 1000);
     t->config->http1.callbacks.foreach_request(&t->ctx, shutdown_conn, NULL);
     for (int i = 0; i < DRAIN_ROUNDS && !h2o_linklist_is_empty(&t->ctx.http1._conns); i++)
         h2o_evloop_run(t->loop, DRAIN_WAIT_MS);

@@ -26,6 +26,7 @@ publish_tenants "[$(tenant bench "$BENCH_TENANT" active 1 \
     "{\"generic\": {\"secrets\": {\"webhook_secret\": \"$BENCH_SECRET\"}}}")]"
 start_ingress ingress IMP_INGRESS_THREADS="${BENCH_INGRESS_THREADS:-2}" IMP_INGRESS_RATE=0 \
     IMP_LOG_LEVEL=warn IMP_KAFKA_PRODUCER_PROPS="$PRODUCER_PROPS"
+INGRESS_PID=$BG_PID
 wait_ready 30
 
 # The pool: distinct webhook-ids, bodies of exactly 1024 bytes, signed now (the run is far
@@ -67,6 +68,8 @@ run() {
 }
 
 counter() { metric "imperium_ingress_requests_total{route=\"generic\",status=\"$1\"}"; }
+# CPU time (user + system, in clock ticks) the ingress process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$INGRESS_PID/stat"; }
 
 echo "ingress benchmark: $(nproc) cores, $SECONDS_RUN s per phase, wrk -t$WRK_THREADS -c$CONNS," \
     "ingress ${BENCH_INGRESS_THREADS:-2} threads, producer props: $PRODUCER_PROPS"
@@ -74,15 +77,21 @@ SECONDS_RUN=3 run "warm-up (signed)" /v1/webhooks/generic/bench "$POOL" "$WRK_TH
 run "GET /livez" /livez
 LIVEZ_RPS=$RPS LIVEZ_P99=$P99
 before=$(counter 200)
+ticks=$(cpu_ticks)
 run "signed 1 KiB webhook, durable ACK" /v1/webhooks/generic/bench "$POOL" "$WRK_THREADS"
 SIGNED_N=$N SIGNED_BAD=$BAD
+us_per_req=$(python3 -c "print(round(($(cpu_ticks) - $ticks) * 1e6 / $(getconf CLK_TCK) / $N))")
 acked=$(($(counter 200) - before))
 ratio=$(python3 -c "print(f'{$RPS / $LIVEZ_RPS:.2f}')")
 echo
 printf 'signed/livez ratio: %s   (signed %s req/s, p99 %s ms; /livez %s req/s, p99 %s ms)\n' \
     "$ratio" "$RPS" "$P99" "$LIVEZ_RPS" "$LIVEZ_P99"
-printf 'ACKed by the ingress (200 after PERSISTED) during the signed phase: %s of %s sent\n' \
+printf '200s (after PERSISTED) counted by the ingress in the signed phase: %s; wrk completed %s\n' \
     "$acked" "$SIGNED_N"
+printf 'ingress CPU per signed request: %s us (all its threads; less sensitive to other load than req/s)\n' \
+    "$us_per_req"
+printf 'load average at the end: %s (on %s cores; other work on the machine lowers every figure)\n' \
+    "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
 [ "$SIGNED_BAD" = "0+0" ] || say "WARNING: the signed phase had non-2xx answers or socket errors: $SIGNED_BAD"
 verdict() { python3 -c "print('met' if $1 else 'MISSED')"; }
 echo "targets: >= 30000 signed req/s: $(verdict "$RPS >= 30000");" \

@@ -7,7 +7,8 @@
  *   retrieval_tool eval --dsn DSN --tenant T --version V --questions FILE [--k 3]
  *                       [--label L] [--min-hit R] [--offtopic FILE] [--max-offtopic C]
  *       prints hit@1 and hit@k; exits 1 below --min-hit or above --max-offtopic
- *   retrieval_tool query --dsn DSN --tenant T --version V [--k 8] TEXT
+ *   retrieval_tool query --dsn DSN --tenant T --version V [--k 8] [--log-op UUID] TEXT
+ *       prints the hits; with --log-op also writes retrieval_log and prints "logged 1|0"
  *   retrieval_tool isolation --dsn DSN [--threads 4] [--rounds 3] T:V:QFILE...
  *       threads sharing one cache search every spec's questions as their own tenant
  *       (thread i uses spec i mod n); prints "tenant chunk_id" per hit and a summary line
@@ -31,7 +32,7 @@
 #define MAX_SPECS 8
 
 static const char *opt_dsn, *opt_tenant, *opt_version, *opt_questions, *opt_label = "eval";
-static const char *opt_offtopic;
+static const char *opt_offtopic, *opt_log_op;
 static long opt_dim = 1024, opt_k = 0, opt_threads = 4, opt_rounds = 3;
 static double opt_min_hit = -1, opt_max_offtopic = 2;
 static int opt_promote;
@@ -437,6 +438,14 @@ static int cmd_query(const char *text)
     imp_embedder_t *e = embedder_or_die();
     imp_retrieval_index_t *idx = load_index_or_die(pg, opt_tenant, opt_version);
     print_top(pg, idx, e, text, opt_k > 0 ? (size_t)opt_k : 8, "");
+    if (opt_log_op != NULL) {
+        imp_retrieval_result_t res = {0};
+        bool inserted = false;
+        must(imp_retrieval_search(pg, idx, e, text, NULL, &res), "search");
+        must(imp_retrieval_log_write(pg, opt_log_op, text, &res, &inserted), "log");
+        printf("logged %d\n", inserted);
+        imp_retrieval_result_dispose(&res);
+    }
     imp_retrieval_index_unref(idx);
     imp_embedder_free(e);
     imp_pg_free(pg);
@@ -548,6 +557,8 @@ static int parse_options(int argc, char **argv)
             opt_label = v;
         else if (strcmp(o, "--offtopic") == 0)
             opt_offtopic = v;
+        else if (strcmp(o, "--log-op") == 0)
+            opt_log_op = v;
         else if (strcmp(o, "--dim") == 0)
             opt_dim = atol(v);
         else if (strcmp(o, "--k") == 0)
