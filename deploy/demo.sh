@@ -13,6 +13,14 @@
 # IMP_TELEGRAM_API_URL when set; the generic channel's callback from IMP_DEMO_CALLBACK_URL and
 # the manager's Telegram chat from IMP_DEMO_MANAGER_CHAT_ID.
 # IMP_DEMO_DIR replaces .dev (tests).
+#
+# The knowledge base (docs/knowledge-base-operations.md): the salon FAQ in deploy/demo/ is put
+# as the tenant's sources, deploy/demo/kb_questions.json as its test questions, the
+# promotion gate set to kb_min_hit_rate 0.9, then `kb build --if-changed`, `kb eval` and
+# `kb promote`: the demo tenant ends with a stable version whose questions pass. Run again
+# with the same files, nothing new is built (the version built from them is reused). This
+# needs imperium-indexer: IMP_DEMO_KB=1 seeds it, 0 skips it, auto (the default) seeds it when
+# deploy/dev.sh runs an indexer ($DEV/run/imperium-indexer.pid).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -112,6 +120,49 @@ seed() {
     control channel set "$SLUG" test "$(secret_arg webhook_secret "$DEMO_TEST_WEBHOOK_SECRET")"
 }
 
+# ---- the knowledge base --------------------------------------------------------------------
+
+KB_SOURCES=(faq_ru.md faq_en.md faq_kk.csv faq_qa.json)
+KB_MIN_HIT_RATE=0.9
+
+indexer_running() {
+    local pid
+    pid=$(cat "$DEV/run/imperium-indexer.pid" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+kb_wanted() {
+    case "${IMP_DEMO_KB:-auto}" in
+    1 | yes | on) return 0 ;;
+    0 | no | off) return 1 ;;
+    esac
+    indexer_running && return 0
+    say "imperium-indexer is not running: the demo knowledge base is not seeded (IMP_DEMO_KB=1 forces it)"
+    return 1
+}
+
+# kb ARGS…: the client's kb command; its output on stderr, and in $KB_OUT.
+kb() {
+    local rc=0
+    KB_OUT=$("$CONTROL" kb "$@" --timeout 300s) || rc=$?
+    printf '%s\n' "$KB_OUT" >&2
+    [ "$rc" = 0 ] || die "imperium-control kb $1 $2 $3 failed (exit $rc)"
+}
+
+seed_kb() {
+    local dir="$ROOT/deploy/demo" f version
+    for f in "${KB_SOURCES[@]}"; do
+        kb source put "$SLUG" "$f" --file "$dir/$f"
+    done
+    kb questions set "$SLUG" --file "$dir/kb_questions.json"
+    kb settings "$SLUG" --min-hit-rate "$KB_MIN_HIT_RATE"
+    kb build "$SLUG" --if-changed
+    version=$(printf '%s\n' "$KB_OUT" | sed -n 's/^version //p')
+    [ -n "$version" ] || die "kb build printed no version"
+    kb eval "$SLUG" "$version"
+    kb promote "$SLUG" "$version"
+    say "knowledge base of $SLUG: version $version is stable"
+}
+
 # Replace this script's lines in .dev/env (so running it twice leaves them once).
 write_env() {
     # shellcheck disable=SC1091
@@ -171,7 +222,7 @@ main() {
         return
         ;;
     -h | --help)
-        sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
         return
         ;;
     esac
@@ -181,6 +232,7 @@ main() {
     load_env
     ensure_secrets
     seed
+    if kb_wanted; then seed_kb; fi
     write_env
     say "tenant $SLUG is ready with chatflow, whatsapp, telegram, generic and test channels"
     print_curl

@@ -178,6 +178,11 @@ IMP_SECRET_KEY=$key
 IMP_INGRESS_LISTEN=127.0.0.1:$DEV_INGRESS_PORT
 IMP_INGRESS_URL=http://127.0.0.1:$DEV_INGRESS_PORT
 IMP_LOG_LEVEL=info
+# Outbound providers: empty sends every reply to the sink (recorded, not sent). Set them
+# (or a channel's api_url) to reach real providers or local fakes.
+IMP_CHATFLOW_API_URL=
+IMP_WHATSAPP_API_URL=
+IMP_TELEGRAM_API_URL=
 EOF
     )
 }

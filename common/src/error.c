@@ -13,6 +13,7 @@ struct imp_error {
     char *code;
     char *message;
     char *detail;
+    long long retry_after_ms;
 };
 
 static const char *const class_names[] = {
@@ -69,6 +70,16 @@ void imp_error_set_detail(imp_error_t *err, const char *detail)
 {
     free(err->detail);
     err->detail = detail ? imp_strdup(detail) : NULL;
+}
+
+void imp_error_set_retry_after_ms(imp_error_t *err, long long ms)
+{
+    err->retry_after_ms = ms > 0 ? ms : 0;
+}
+
+long long imp_error_retry_after_ms(const imp_error_t *err)
+{
+    return err->retry_after_ms;
 }
 
 imp_error_t *imp_error_prefix(imp_error_t *err, const char *fmt, ...)

@@ -616,6 +616,18 @@ static imp_error_t *step(imp_worker_t *w, long long *infra_delay)
         count_outcomes(w, items, n);
         queue_pop(w, n);
     }
+    now = worker_now_ms();
+    if (w->def.on_tick != NULL && !w->stopping && !w->backlog && now >= w->next_tick_ms) {
+        w->next_tick_ms = now + (w->def.tick_ms > 0 ? w->def.tick_ms : 100);
+        imp_error_t *err = worker_run_tick(w);
+        if (err != NULL) {
+            if (imp_error_class(err) == IMP_ERR_FATAL)
+                return err;
+            IMP_LOG_WARN("tick not committed; next in 1 s", IMP_LE(err));
+            imp_error_free(err);
+            w->next_tick_ms = now + 1000;
+        }
+    }
     worker_outbox_settle(w, 0);
     now = worker_now_ms();
     worker_outbox_tick(w, now);

@@ -197,6 +197,8 @@ static imp_error_t *schedule_retry(imp_worker_t *w, worker_item_t *it)
 {
     int next = it->ev.attempt + 1;
     long long delay = imp_worker_backoff_ms(w->s.retry_base_ms, w->s.retry_max_ms, next);
+    if (imp_error_retry_after_ms(it->fail) > delay)
+        delay = imp_error_retry_after_ms(it->fail);
     int saved_attempt = it->ev.attempt;
     int64_t saved_nb = it->ev.notbefore_ms;
     it->ev.attempt = next;
@@ -457,6 +459,44 @@ imp_error_t *worker_process_batch(imp_worker_t *w, worker_item_t *items, size_t 
     }
 }
 
+/* ---- periodic work ------------------------------------------------------------------------ */
+
+imp_error_t *worker_run_tick(imp_worker_t *w)
+{
+    /* An item without a message stands for the tick: its outs collect what it emits, and
+     * its envelope's tenantid is the tenant imp_worker_ctx_set_tenant chose. */
+    worker_item_t it;
+    memset(&it, 0, sizeof(it));
+    imp_envelope_init(&it.ev);
+    it.parsed = true;
+    imp_worker_ctx_t ctx = {.w = w, .item = &it};
+    w->tx_tenant[0] = '?';
+    w->tx_tenant[1] = '\0';
+    imp_error_t *err = imp_pg_tx_begin(w->pg);
+    if (err == NULL)
+        err = w->def.on_tick(&ctx, w->def.user);
+    if (err == NULL)
+        err = worker_outbox_insert(w, &it, 1);
+    if (err == NULL)
+        err = imp_pg_tx_commit(w->pg);
+    else
+        imp_pg_tx_rollback(w->pg);
+    if (err == NULL)
+        worker_outbox_publish(w, &it, 1);
+    worker_item_dispose(&it);
+    return err;
+}
+
+imp_error_t *imp_worker_ctx_set_tenant(imp_worker_ctx_t *ctx, const char *tenant_id)
+{
+    if (ctx->item->msg != NULL || (tenant_id != NULL && !worker_is_uuid(tenant_id)))
+        return imp_error_new(IMP_ERR_POISON, "pg_misuse",
+                             "imp_worker_ctx_set_tenant: only in on_tick, with a uuid");
+    snprintf(ctx->item->ev.tenantid, sizeof(ctx->item->ev.tenantid), "%s",
+             tenant_id ? tenant_id : "");
+    return NULL;
+}
+
 /* ---- the handler's view -------------------------------------------------------------------- */
 
 imp_pg_t *imp_worker_ctx_pg(imp_worker_ctx_t *ctx)
@@ -494,17 +534,17 @@ imp_error_t *imp_worker_emit(imp_worker_ctx_t *ctx, const char *topic, const cha
 
 const char *imp_worker_ctx_topic(const imp_worker_ctx_t *ctx)
 {
-    return ctx->item->msg->topic;
+    return ctx->item->msg ? ctx->item->msg->topic : NULL;
 }
 
 int32_t imp_worker_ctx_partition(const imp_worker_ctx_t *ctx)
 {
-    return ctx->item->msg->partition;
+    return ctx->item->msg ? ctx->item->msg->partition : -1;
 }
 
 int64_t imp_worker_ctx_offset(const imp_worker_ctx_t *ctx)
 {
-    return ctx->item->msg->offset;
+    return ctx->item->msg ? ctx->item->msg->offset : -1;
 }
 
 const char *imp_worker_ctx_worker(const imp_worker_ctx_t *ctx)

@@ -95,6 +95,7 @@ struct imp_worker {
     size_t nacked, capacked;
     int inflight; /* events produced whose delivery report is still due */
     int64_t next_relay_ms;
+    int64_t next_tick_ms;
     int64_t next_lag_ms;
     volatile sig_atomic_t stopping;
     atomic_bool started;
@@ -110,6 +111,8 @@ struct imp_worker {
  * infra or fatal error otherwise (nothing committed). */
 imp_error_t *worker_process_batch(imp_worker_t *w, worker_item_t *items, size_t n);
 void worker_item_reset(worker_item_t *it);
+/* worker_batch.c: run def.on_tick in a transaction of its own and publish what it emitted. */
+imp_error_t *worker_run_tick(imp_worker_t *w);
 void worker_item_dispose(worker_item_t *it);
 
 /* worker_outbox.c */

@@ -526,8 +526,8 @@ void worker_outbox_tick(imp_worker_t *w, int64_t now_ms)
     const char *params[] = {ret};
     err = imp_pg_exec_cached(w->pg,
                              "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
-                             "WHERE published_at < now() - $1::bigint * interval '1 millisecond' "
-                             "LIMIT 10000)",
+                             "WHERE created_at < now() - $1::bigint * interval '1 millisecond' "
+                             "AND published_at IS NOT NULL LIMIT 10000)",
                              1, params, NULL);
     if (err != NULL) {
         IMP_LOG_WARN("outbox purge failed", IMP_LE(err));

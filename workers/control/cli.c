@@ -37,12 +37,12 @@ static const imp_config_entry_t cli_table[] = {
 };
 
 static const char cli_summary[] =
-    "The client: submits tenant lifecycle commands to imp.commands.v1 and waits for their\n"
-    "outcome (docs/tenants.md).";
+    "The client: submits tenant lifecycle and knowledge-base commands to imp.commands.v1 and\n"
+    "waits for their outcome (docs/tenants.md, docs/knowledge-base-operations.md).";
 
 void control_cli_help(FILE *out)
 {
-    imp_config_print_help(out, CONTROL_BINARY " tenant|channel|secret ...", cli_summary, cli_table,
+    imp_config_print_help(out, CONTROL_BINARY " tenant|channel|secret|kb ...", cli_summary, cli_table,
                           IMP_ARRAY_LEN(cli_table));
 }
 
@@ -53,7 +53,13 @@ void cli_report(const char *what, const imp_error_t *err)
             detail ? " - " : "", detail ? detail : "");
 }
 
-static int load_settings(cli_settings_t *s)
+void cli_settings_dispose(cli_settings_t *s)
+{
+    imp_crypto_wipe(s->key, sizeof(s->key));
+    imp_config_dispose(cli_table, IMP_ARRAY_LEN(cli_table), s);
+}
+
+int cli_load_settings(cli_settings_t *s)
 {
     imp_error_t *err = imp_config_load(cli_table, IMP_ARRAY_LEN(cli_table), s);
     imp_log_level_t level = IMP_LOG_LEVEL_WARN;
@@ -79,7 +85,7 @@ static int load_settings(cli_settings_t *s)
     return 0;
 }
 
-static imp_error_t *connect_pg(const cli_settings_t *s, imp_pg_t **out)
+imp_error_t *cli_connect_pg(const cli_settings_t *s, imp_pg_t **out)
 {
     /* libpq's parse errors quote the text around the fault, which may be the password. */
     char *why = NULL;
@@ -102,7 +108,7 @@ static imp_error_t *connect_pg(const cli_settings_t *s, imp_pg_t **out)
 
 /* The tenant the command is for: the existing tenant of slug, else the id a create of slug
  * gives it (UUIDv5 of "tenant|<slug>"), so that a retried create targets the same id. */
-static imp_error_t *tenant_id_of(imp_pg_t *pg, const char *slug, char out[IMP_UUID_STR_SIZE])
+imp_error_t *cli_tenant_id(imp_pg_t *pg, const char *slug, char out[IMP_UUID_STR_SIZE])
 {
     char *id = NULL;
     const char *params[] = {slug};
@@ -219,7 +225,7 @@ static imp_error_t *build_command(const cli_args_t *a, const cli_settings_t *s,
     return err;
 }
 
-static imp_error_t *produce(const cli_settings_t *s, const char *tenant_id, const char *payload)
+imp_error_t *cli_produce(const cli_settings_t *s, const char *tenant_id, const char *payload)
 {
     imp_kafka_props_t props = {0};
     imp_error_t *err = imp_kafka_props_parse(s->producer_props, &props);
@@ -243,7 +249,7 @@ static imp_error_t *produce(const cli_settings_t *s, const char *tenant_id, cons
 static int submit(imp_pg_t *pg, const cli_args_t *a, const cli_settings_t *s)
 {
     char tenant_id[IMP_UUID_STR_SIZE], opid[IMP_UUID_STR_SIZE];
-    imp_error_t *err = tenant_id_of(pg, a->slug, tenant_id);
+    imp_error_t *err = cli_tenant_id(pg, a->slug, tenant_id);
     if (err != NULL) {
         cli_report("looking up the tenant", err);
         imp_error_free(err);
@@ -260,7 +266,7 @@ static int submit(imp_pg_t *pg, const cli_args_t *a, const cli_settings_t *s)
         imp_error_free(err);
         return CONTROL_EXIT_USAGE;
     }
-    err = produce(s, tenant_id, payload);
+    err = cli_produce(s, tenant_id, payload);
     free(payload);
     if (err != NULL) {
         cli_report("could not send the command to Kafka", err);
@@ -301,9 +307,9 @@ int control_cli(int argc, char **argv)
         cli_print_usage(stderr);
         goto out;
     }
-    if (load_settings(&s) != 0 || needs(&a, &s) != 0)
+    if (cli_load_settings(&s) != 0 || needs(&a, &s) != 0)
         goto out;
-    imp_error_t *err = connect_pg(&s, &pg);
+    imp_error_t *err = cli_connect_pg(&s, &pg);
     if (err != NULL) {
         cli_report("could not connect to Postgres", err);
         rc = imp_error_class(err) == IMP_ERR_FATAL ? CONTROL_EXIT_USAGE : CONTROL_EXIT_UNKNOWN;
@@ -313,8 +319,7 @@ int control_cli(int argc, char **argv)
     rc = a.cmd == CLI_TENANT_SHOW ? cli_show(pg, &s, a.slug, a.json) : submit(pg, &a, &s);
 out:
     imp_pg_free(pg);
-    imp_crypto_wipe(s.key, sizeof(s.key));
-    imp_config_dispose(cli_table, IMP_ARRAY_LEN(cli_table), &s);
+    cli_settings_dispose(&s);
     cli_args_dispose(&a);
     return rc;
 }

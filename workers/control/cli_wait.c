@@ -12,11 +12,15 @@
 #include <unistd.h>
 
 #define SQL_OUTCOME                                                                                \
-    "SELECT status, coalesce(error, result->>'message', ''), secrets_enc FROM operations "         \
-    "WHERE operation_id = $1"
+    "SELECT status, coalesce(error, result->>'message', ''), secrets_enc, result::text "           \
+    "FROM operations WHERE operation_id = $1"
 #define SQL_DEAD_LETTER                                                                            \
     "SELECT reason FROM dead_letters WHERE worker = '" CONTROL_WORKER "' "                         \
     "AND operation_id = $1 AND replayed_at IS NULL ORDER BY id DESC LIMIT 1"
+/* The dead letter of a command forwarded to another worker (under a derived id). */
+#define SQL_DEAD_LETTER_OF                                                                         \
+    "SELECT reason FROM dead_letters WHERE worker = $2 AND operation_id = $1 "                     \
+    "AND replayed_at IS NULL ORDER BY id DESC LIMIT 1"
 /* Done by the worker, yet no outcome under this tenant: the id was used by another command. */
 #define SQL_USED_ELSEWHERE                                                                         \
     "SELECT coalesce(tenant_id::text, 'none') FROM inbox WHERE worker = '" CONTROL_WORKER "' "     \
@@ -31,6 +35,8 @@ typedef struct {
     char *status; /* succeeded | failed | rejected; NULL while none is known */
     char *message;
     char *secrets_enc;
+    char *result;  /* operations.result as JSON text, or NULL */
+    bool pending;  /* an operations row says pending: another worker finishes it */
 } seen_t;
 
 static void seen_dispose(seen_t *seen)
@@ -38,6 +44,7 @@ static void seen_dispose(seen_t *seen)
     free(seen->status);
     free(seen->message);
     free(seen->secrets_enc);
+    free(seen->result);
     memset(seen, 0, sizeof(*seen));
 }
 
@@ -60,8 +67,26 @@ static imp_error_t *look_in(imp_pg_t *pg, const char *sql, const char *opid, imp
     return imp_pg_exec_cached(pg, sql, 1, params, res);
 }
 
+/* A dead letter of the forwarded command ends the wait too. */
+static imp_error_t *look_forwarded(imp_pg_t *pg, const cli_wait_opts_t *o, seen_t *seen)
+{
+    if (o == NULL || o->worker == NULL)
+        return NULL;
+    imp_pg_result_t *res = NULL;
+    const char *params[] = {o->operation_id, o->worker};
+    imp_error_t *err = imp_pg_exec_cached(pg, SQL_DEAD_LETTER_OF, 2, params, &res);
+    if (err == NULL && imp_pg_result_rows(res) == 1) {
+        seen->status = imp_strdup("rejected");
+        seen->message = imp_asprintf("%s: %s", o->finisher ? o->finisher : o->worker,
+                                     imp_pg_result_value(res, 0, 0));
+    }
+    imp_pg_result_free(res);
+    return err;
+}
+
 /* One look: the outcome, else a dead letter. */
-static imp_error_t *look(imp_pg_t *pg, const char *tenant_id, const char *opid, seen_t *seen)
+static imp_error_t *look(imp_pg_t *pg, const char *tenant_id, const char *opid,
+                         const cli_wait_opts_t *o, seen_t *seen)
 {
     imp_pg_result_t *res = NULL;
     imp_error_t *err = imp_pg_tx_begin_with(pg, "READ ONLY");
@@ -74,6 +99,9 @@ static imp_error_t *look(imp_pg_t *pg, const char *tenant_id, const char *opid, 
         seen->status = dup_value(res, 0);
         seen->message = dup_value(res, 1);
         seen->secrets_enc = dup_value(res, 2);
+        seen->result = dup_value(res, 3);
+    } else if (err == NULL && imp_pg_result_rows(res) == 1) {
+        seen->pending = true;
     }
     imp_pg_result_free(res);
     res = NULL;
@@ -86,8 +114,10 @@ static imp_error_t *look(imp_pg_t *pg, const char *tenant_id, const char *opid, 
     imp_pg_result_free(res);
     res = NULL;
     if (err == NULL && seen->status == NULL)
+        err = look_forwarded(pg, o, seen);
+    if (err == NULL && seen->status == NULL && !seen->pending)
         err = look_in(pg, SQL_USED_ELSEWHERE, opid, &res);
-    if (err == NULL && seen->status == NULL && imp_pg_result_rows(res) == 1) {
+    if (err == NULL && res != NULL && seen->status == NULL && imp_pg_result_rows(res) == 1) {
         seen->status = imp_strdup("rejected");
         seen->message = imp_asprintf("operation id %s was already used by another command "
                                      "(tenant %s): use a new one",
@@ -155,9 +185,14 @@ static void show_generated(imp_pg_t *pg, const cli_settings_t *s, const char *te
 }
 
 static int report(imp_pg_t *pg, const cli_settings_t *s, const char *tenant_id, const char *opid,
-                  const seen_t *seen)
+                  const seen_t *seen, const cli_wait_opts_t *o)
 {
     printf("operation %s: %s: %s\n", opid, seen->status, seen->message);
+    if (o != NULL && o->print != NULL) {
+        json_t *result = seen->result ? json_loads(seen->result, 0, NULL) : NULL;
+        o->print(result, seen->status, o->arg);
+        json_decref(result);
+    }
     fflush(stdout);
     if (seen->secrets_enc != NULL)
         show_generated(pg, s, tenant_id, opid, seen->secrets_enc);
@@ -168,18 +203,26 @@ static int report(imp_pg_t *pg, const cli_settings_t *s, const char *tenant_id, 
 int cli_wait(imp_pg_t *pg, const cli_settings_t *s, const char *tenant_id, const char *operation_id,
              long long timeout_ms)
 {
+    return cli_wait_opts(pg, s, tenant_id, operation_id, timeout_ms, NULL);
+}
+
+int cli_wait_opts(imp_pg_t *pg, const cli_settings_t *s, const char *tenant_id,
+                  const char *operation_id, long long timeout_ms, const cli_wait_opts_t *o)
+{
     long long deadline = monotonic_ms() + timeout_ms;
     int pause_ms = POLL_MIN_MS;
     imp_error_t *last = NULL;
+    bool pending = false;
     for (;;) {
         seen_t seen = {0};
-        imp_error_t *err = look(pg, tenant_id, operation_id, &seen);
+        imp_error_t *err = look(pg, tenant_id, operation_id, o, &seen);
         if (err == NULL && seen.status != NULL) {
-            int rc = report(pg, s, tenant_id, operation_id, &seen);
+            int rc = report(pg, s, tenant_id, operation_id, &seen, o);
             seen_dispose(&seen);
             imp_error_free(last);
             return rc;
         }
+        pending = pending || seen.pending;
         seen_dispose(&seen);
         if (err != NULL) {
             imp_error_free(last);
@@ -194,10 +237,17 @@ int cli_wait(imp_pg_t *pg, const cli_settings_t *s, const char *tenant_id, const
         cli_report("reading the outcome", last);
         imp_error_free(last);
     }
-    fprintf(stderr,
-            "%s: no outcome for operation %s within %lld ms: the command is in %s and takes "
-            "effect when imperium-control consumes it; wait again with --operation-id %s\n",
-            CONTROL_BINARY, operation_id, timeout_ms, CONTROL_TOPIC_COMMANDS, operation_id);
-    printf("operation %s: unknown\n", operation_id);
+    if (pending)
+        fprintf(stderr,
+                "%s: no outcome for operation %s within %lld ms: imperium-control accepted it "
+                "and %s is still working on it; wait again with --operation-id %s\n",
+                CONTROL_BINARY, operation_id, timeout_ms,
+                o != NULL && o->finisher != NULL ? o->finisher : "another worker", operation_id);
+    else
+        fprintf(stderr,
+                "%s: no outcome for operation %s within %lld ms: the command is in %s and takes "
+                "effect when imperium-control consumes it; wait again with --operation-id %s\n",
+                CONTROL_BINARY, operation_id, timeout_ms, CONTROL_TOPIC_COMMANDS, operation_id);
+    printf("operation %s: %s\n", operation_id, pending ? "pending" : "unknown");
     return CONTROL_EXIT_UNKNOWN;
 }

@@ -526,6 +526,8 @@ static const command_fn commands[CONTROL_CMD_COUNT] = {
 
 imp_error_t *control_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *user)
 {
+    if (control_kb_cmd_of_type(ev->type) >= 0)
+        return control_kb_handle(ctx, ev, user);
     int cmd = control_cmd_of_type(ev->type);
     if (cmd < 0)
         return imp_error_new(IMP_ERR_POISON, "unknown_command",

@@ -237,4 +237,102 @@ int cli_show(imp_pg_t *pg, const cli_settings_t *s, const char *slug, bool json)
 /* Print an error's message (and detail) to stderr as "imperium-control: …". */
 void cli_report(const char *what, const imp_error_t *err);
 
+/* Pieces of the client shared by its command groups (cli.c): settings from the environment
+ * (0, or -1 after printing why), the application role's connection, the tenant id a command
+ * of slug goes to, and a durable produce to imp.commands.v1. */
+int cli_load_settings(cli_settings_t *s);
+void cli_settings_dispose(cli_settings_t *s);
+imp_error_t *cli_connect_pg(const cli_settings_t *s, imp_pg_t **out);
+imp_error_t *cli_tenant_id(imp_pg_t *pg, const char *slug, char out[IMP_UUID_STR_SIZE]);
+imp_error_t *cli_produce(const cli_settings_t *s, const char *tenant_id, const char *payload);
+
+/* Waiting for commands that another worker finishes (cli_wait.c). */
+typedef struct {
+    /* A dead letter of this worker for this operation id also ends the wait (the command was
+     * forwarded there under a derived id); NULL: only control's own. */
+    const char *worker;
+    const char *operation_id;
+    const char *finisher; /* who completes a pending command ("imperium-indexer") */
+    /* Called after the outcome line with the outcome's result (may be NULL) and status. */
+    void (*print)(const json_t *result, const char *status, void *arg);
+    void *arg;
+} cli_wait_opts_t;
+
+/* cli_wait with options (NULL: none). */
+int cli_wait_opts(imp_pg_t *pg, const cli_settings_t *s, const char *tenant_id,
+                  const char *operation_id, long long timeout_ms, const cli_wait_opts_t *o);
+
+/* ---- knowledge-base commands (kb_validate.c, kb_commands.c, cli_kb*.c) -------------------
+ * docs/knowledge-base-operations.md. Sources, test questions and settings are applied by the
+ * worker here; build, promote, rollback and eval are recorded as pending and forwarded to
+ * imperium-indexer on imp.kb.v1, which records their outcome. */
+
+#define CONTROL_TOPIC_KB "imp.kb.v1"
+#define CONTROL_INDEXER_WORKER "indexer"
+
+/* Test questions per tenant, and the size of one question, source name or fragment. */
+#define CONTROL_KB_QUESTIONS_MAX 1000
+#define CONTROL_KB_QUESTION_MAX_CHARS 2000
+#define CONTROL_KB_NAME_MAX_CHARS 200
+#define CONTROL_KB_EVAL_K_MAX 50
+
+/* The largest command the client produces (envelope bytes): Kafka's default message.max.bytes
+ * is 1000000, and a source of 512 KiB grows when its quotes, backslashes and line breaks are
+ * escaped as JSON. */
+#define CONTROL_COMMAND_MAX_BYTES 960000
+
+typedef enum {
+    CONTROL_KB_SOURCE_PUT,
+    CONTROL_KB_SOURCE_REMOVE,
+    CONTROL_KB_QUESTIONS_SET,
+    CONTROL_KB_SETTINGS,
+    CONTROL_KB_BUILD,
+    CONTROL_KB_PROMOTE,
+    CONTROL_KB_ROLLBACK,
+    CONTROL_KB_EVAL,
+    CONTROL_KB_COUNT,
+} control_kb_cmd_t;
+
+/* The command's envelope type ("imp.command.kb.build.v1"). */
+const char *control_kb_cmd_type(control_kb_cmd_t cmd);
+/* The command of an envelope type; -1 when it is not a kb command. */
+int control_kb_cmd_of_type(const char *type);
+/* For the commands imperium-indexer applies: the imp.kb.v1 event type ("imp.kb.build.v1")
+ * and the step its operation id is derived with ("kb.build"); NULL for the others. */
+const char *control_kb_event_type(control_kb_cmd_t cmd);
+const char *control_kb_forward_step(control_kb_cmd_t cmd);
+
+/* A kb command's data, validated. Strings and JSON are borrowed from the data. */
+typedef struct {
+    const char *slug;
+    const char *actor;       /* "unknown" when absent */
+    const char *name;        /* source put, remove */
+    const char *format;      /* source put: markdown | text | qa_csv | qa_json */
+    const char *content;     /* source put (at most IMP_KB_SOURCE_MAX bytes) */
+    size_t content_len;      /* bytes */
+    const json_t *questions; /* questions set: [{question, source?, fragment?}] */
+    const json_t *min_hit_rate; /* settings: number, null (remove) or NULL (absent) */
+    const json_t *eval_k;       /* settings: integer, null or NULL */
+    const json_t *chunk;        /* settings: {target_chars, max_chars, overlap_chars}, null, NULL */
+    long long version;          /* promote, eval */
+    bool if_changed;            /* build */
+    long long k;                /* eval: 0 when absent */
+} control_kb_data_t;
+
+/* Validate data (borrowed) as the data of cmd (schemas/events/<type>.json). Poison
+ * "bad_command" naming the member at fault. */
+imp_error_t *control_kb_data_parse(control_kb_cmd_t cmd, const json_t *data,
+                                   control_kb_data_t *out);
+
+/* A kb_sources.name: 1 to 200 characters, no control characters or '/', no leading or
+ * trailing blank. */
+bool control_kb_source_name_valid(const char *s);
+
+/* The worker's handler for kb commands (called by control_handle). */
+imp_error_t *control_kb_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *user);
+
+/* `imperium-control kb …`: returns the exit status. */
+int control_cli_kb(int argc, char **argv);
+void cli_kb_print_usage(FILE *out);
+
 #endif

@@ -1,5 +1,6 @@
-/* imperium-control: the worker that applies tenant lifecycle commands (`serve`, the default)
- * and its own command-line client (`tenant`, `channel`, `secret`). docs/tenants.md. */
+/* imperium-control: the worker that applies tenant lifecycle and knowledge-base commands
+ * (`serve`, the default) and its own command-line client (`tenant`, `channel`, `secret`,
+ * `kb`). docs/tenants.md, docs/knowledge-base-operations.md. */
 #include "control.h"
 
 #include <signal.h>
@@ -13,12 +14,14 @@ static bool is_help(const char *arg)
 
 static bool is_client(const char *arg)
 {
-    return strcmp(arg, "tenant") == 0 || strcmp(arg, "channel") == 0 || strcmp(arg, "secret") == 0;
+    return strcmp(arg, "tenant") == 0 || strcmp(arg, "channel") == 0 ||
+           strcmp(arg, "secret") == 0 || strcmp(arg, "kb") == 0;
 }
 
 static void print_help(void)
 {
     cli_print_usage(stdout);
+    cli_kb_print_usage(stdout);
     printf("\n");
     control_serve_help(stdout);
     printf("\n");
@@ -35,15 +38,20 @@ int main(int argc, char **argv)
     }
     if (is_client(argv[1])) {
         signal(SIGPIPE, SIG_IGN);
+        bool kb = strcmp(argv[1], "kb") == 0;
         for (int i = 2; i < argc; i++) {
             if (is_help(argv[i])) {
-                cli_print_usage(stdout);
+                if (kb)
+                    cli_kb_print_usage(stdout);
+                else
+                    cli_print_usage(stdout);
                 return CONTROL_EXIT_OK;
             }
         }
-        return control_cli(argc, argv);
+        return kb ? control_cli_kb(argc, argv) : control_cli(argc, argv);
     }
     fprintf(stderr, "%s: unknown command \"%s\"\n", CONTROL_BINARY, argv[1]);
     cli_print_usage(stderr);
+    cli_kb_print_usage(stderr);
     return CONTROL_EXIT_USAGE;
 }

@@ -31,6 +31,12 @@ const char *imp_error_message(const imp_error_t *err);
 const char *imp_error_detail(const imp_error_t *err);
 void imp_error_set_detail(imp_error_t *err, const char *detail);
 
+/* The earliest a retriable failure may be retried, in ms from now (a provider's Retry-After);
+ * 0 when the failure says nothing. The worker runtime waits at least this long before the
+ * retry, and longer when its own backoff is longer. */
+void imp_error_set_retry_after_ms(imp_error_t *err, long long ms);
+long long imp_error_retry_after_ms(const imp_error_t *err);
+
 /* Prefix the message with context ("loading tenant: <old message>"); returns err. */
 imp_error_t *imp_error_prefix(imp_error_t *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

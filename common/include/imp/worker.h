@@ -236,6 +236,15 @@ typedef struct {
     /* Extra readiness, called from the metrics listener's thread (NULL: none). The runtime is
      * ready when it has started and is not backing off from an infra error. */
     bool (*ready)(void *user, char *reason, size_t cap);
+    /* Periodic work, e.g. a scheduler of delayed events (NULL: none). Called from the loop
+     * between batches about every tick_ms (0: 100 ms), in a transaction of its own. ctx has
+     * no event: imp_worker_ctx_pg starts without a tenant (choose one, or another, with
+     * imp_worker_ctx_set_tenant); imp_worker_emit writes to the outbox of this transaction
+     * and the events are published after COMMIT, like a handler's. An error rolls the
+     * transaction back and the next tick comes at least a second later; fatal stops the
+     * worker. Keep one tick short (bound the work it takes): batches wait meanwhile. */
+    imp_error_t *(*on_tick)(imp_worker_ctx_t *ctx, void *user);
+    long long tick_ms;
 } imp_worker_def_t;
 
 /* Create the runtime: connects to Postgres and Kafka, subscribes. */
@@ -277,7 +286,11 @@ imp_pg_t *imp_worker_ctx_pg(imp_worker_ctx_t *ctx);
 imp_error_t *imp_worker_emit(imp_worker_ctx_t *ctx, const char *topic, const char *key,
                              imp_envelope_t *ev);
 
-/* Where the event came from. */
+/* Inside on_tick only: the tenant (a UUID, or NULL for none) that app.tenant_id is set to
+ * for the statements that follow. Poison "pg_misuse" in a handler or for a non-UUID. */
+imp_error_t *imp_worker_ctx_set_tenant(imp_worker_ctx_t *ctx, const char *tenant_id);
+
+/* Where the event came from (NULL / -1 inside on_tick). */
 const char *imp_worker_ctx_topic(const imp_worker_ctx_t *ctx);
 int32_t imp_worker_ctx_partition(const imp_worker_ctx_t *ctx);
 int64_t imp_worker_ctx_offset(const imp_worker_ctx_t *ctx);

@@ -15,7 +15,8 @@ run() { # run LABEL RUNNAME [VAR=VALUE…]
     K=$((K + 1))
     q "TRUNCATE inbox, outbox, example_effects" >/dev/null
     feed --count "$N" --run "$runname"
-    start_example "bench.$runname" IMP_WORKER_GROUP="bench-$runname" \
+    start_example "bench.$runname" IMP_WORKER_GROUP="bench-$runname" IMP_LOG_LEVEL=warn \
+        IMP_WORKER_RELAY_INTERVAL=5s IMP_WORKER_RELAY_GRACE=10s \
         IMP_EXAMPLE_EMIT_TOPIC=imp.test.out.v1 "$@"
     local pid=$BG_PID
     local total=$((K * N)) secs rate

@@ -109,11 +109,24 @@ START_TEST(detail)
 }
 END_TEST
 
+START_TEST(retry_after_hint)
+{
+    imp_error_t *err = imp_error_new(IMP_ERR_RETRIABLE, "http_429", "slow down");
+    ck_assert_int_eq(imp_error_retry_after_ms(err), 0);
+    imp_error_set_retry_after_ms(err, 2000);
+    ck_assert_int_eq(imp_error_retry_after_ms(err), 2000);
+    imp_error_set_retry_after_ms(err, -5);
+    ck_assert_int_eq(imp_error_retry_after_ms(err), 0);
+    imp_error_free(err);
+}
+END_TEST
+
 static Suite *error_suite(void)
 {
     Suite *s = suite_create("error");
     TCase *tc = tcase_create("error");
     tcase_add_test(tc, new_fields);
+    tcase_add_test(tc, retry_after_hint);
     tcase_add_test(tc, message_is_not_a_format);
     tcase_add_test(tc, long_message);
     tcase_add_test(tc, class_names_roundtrip);

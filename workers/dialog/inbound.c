@@ -1,0 +1,219 @@
+/* A customer's message: its conversation, its row, and where it goes next (a turn, or the
+ * manager chat when a human has the conversation). */
+#include "dialog.h"
+
+#include "imp/log.h"
+#include "imp/mem.h"
+#include "imp/opid.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SQL_TENANT                                                                                 \
+    "SELECT (SELECT settings->>'coalesce_ms' FROM tenants WHERE id = $1::uuid), "                  \
+    "(SELECT settings->>'manager_chat_id' FROM channels WHERE tenant_id = $1::uuid "               \
+    "AND kind = 'telegram' AND enabled AND settings ? 'manager_chat_id' "                          \
+    "ORDER BY (name = 'default') DESC, created_at LIMIT 1)"
+
+#define SQL_CONV_COLS                                                                              \
+    "id::text, state, channel_kind, conversation_key, coalesce(customer->>'recipient', '')"
+
+#define SQL_CONV_INSERT                                                                            \
+    "INSERT INTO conversations (tenant_id, channel_id, channel_kind, conversation_key, customer) " \
+    "VALUES ($1::uuid, (SELECT id FROM channels WHERE tenant_id = $1::uuid AND kind = $2 "         \
+    "ORDER BY (name = 'default') DESC, created_at LIMIT 1), $2, $3, $4::jsonb) "                   \
+    "ON CONFLICT (tenant_id, conversation_key) DO NOTHING RETURNING " SQL_CONV_COLS
+
+#define SQL_MESSAGE_INSERT                                                                         \
+    "INSERT INTO messages (tenant_id, conversation_id, direction, operation_id, kind, body, "      \
+    "payload, provider_message_id) VALUES ($1::uuid, $2::uuid, 'in', $3::uuid, $4, $5, "           \
+    "$6::jsonb, $7) ON CONFLICT (operation_id) DO NOTHING RETURNING id"
+
+#define SQL_CONV_TOUCH                                                                             \
+    "UPDATE conversations SET customer = customer || $2::jsonb, updated_at = now(), "              \
+    "last_message_at = greatest(last_message_at, to_timestamp($3::bigint / 1000.0)) "              \
+    "WHERE id = $1::uuid"
+
+imp_error_t *dialog_load_tenant(imp_pg_t *pg, const char *tenant_id, dialog_tenant_t *out)
+{
+    imp_pg_result_t *res = NULL;
+    const char *params[] = {tenant_id};
+    imp_error_t *err = imp_pg_exec_cached(pg, SQL_TENANT, 1, params, &res);
+    if (err != NULL)
+        return err;
+    out->coalesce_ms = DIALOG_DEFAULT_COALESCE_MS;
+    const char *w = imp_pg_result_value(res, 0, 0);
+    char *end = NULL;
+    long long v = w ? strtoll(w, &end, 10) : -1;
+    if (w != NULL && end != w && *end == '\0' && v >= 0)
+        out->coalesce_ms = v > DIALOG_MAX_COALESCE_MS ? DIALOG_MAX_COALESCE_MS : v;
+    const char *m = imp_pg_result_value(res, 0, 1);
+    snprintf(out->manager_chat_id, sizeof(out->manager_chat_id), "%s", m ? m : "");
+    imp_pg_result_free(res);
+    return NULL;
+}
+
+static void conv_from_row(const imp_pg_result_t *res, dialog_conv_t *c)
+{
+    snprintf(c->id, sizeof(c->id), "%s", imp_pg_result_value(res, 0, 0));
+    snprintf(c->state, sizeof(c->state), "%s", imp_pg_result_value(res, 0, 1));
+    snprintf(c->channel, sizeof(c->channel), "%s", imp_pg_result_value(res, 0, 2));
+    snprintf(c->key, sizeof(c->key), "%s", imp_pg_result_value(res, 0, 3));
+    snprintf(c->recipient, sizeof(c->recipient), "%s", imp_pg_result_value(res, 0, 4));
+}
+
+imp_error_t *dialog_load_conv(imp_pg_t *pg, const char *id, const char *key, dialog_conv_t *out,
+                              bool *found)
+{
+    imp_pg_result_t *res = NULL;
+    const char *params[] = {id ? id : key};
+    imp_error_t *err = imp_pg_exec_cached(
+        pg,
+        id ? "SELECT " SQL_CONV_COLS " FROM conversations WHERE id = $1::uuid"
+           : "SELECT " SQL_CONV_COLS " FROM conversations WHERE conversation_key = $1",
+        1, params, &res);
+    if (err != NULL)
+        return err;
+    *found = imp_pg_result_rows(res) == 1;
+    if (*found)
+        conv_from_row(res, out);
+    imp_pg_result_free(res);
+    return NULL;
+}
+
+/* Where a reply to this conversation goes on its channel: WhatsApp's customer number, the
+ * chat (Telegram, ChatFlow), else the conversation id of the key ("generic:<id>"). */
+static const char *recipient_of(json_t *data, const char *channel, const char *key)
+{
+    const char *r = "";
+    if (strcmp(channel, "whatsapp") == 0)
+        r = dialog_str(data, "sender.id");
+    if (r[0] == '\0')
+        r = dialog_str(data, "chat.id");
+    if (r[0] == '\0') {
+        const char *colon = strchr(key, ':');
+        r = colon ? colon + 1 : key;
+    }
+    return r;
+}
+
+/* The customer's words: the text, else a media caption; NULL when the message has none. */
+static const char *body_of(json_t *data)
+{
+    json_t *text = json_object_get(json_object_get(data, "message"), "text");
+    if (json_is_string(text))
+        return json_string_value(text);
+    const char *caption = dialog_str(data, "message.media.caption");
+    return caption[0] ? caption : NULL;
+}
+
+static imp_error_t *upsert_conv(imp_pg_t *pg, const imp_envelope_t *ev, const char *channel,
+                                const char *key, const char *customer, dialog_conv_t *conv)
+{
+    bool found = false;
+    imp_error_t *err = dialog_load_conv(pg, NULL, key, conv, &found);
+    if (err != NULL || found)
+        return err;
+    imp_pg_result_t *res = NULL;
+    const char *params[] = {ev->tenantid, channel, key, customer};
+    err = imp_pg_exec_cached(pg, SQL_CONV_INSERT, 4, params, &res);
+    if (err == NULL && imp_pg_result_rows(res) == 1)
+        conv_from_row(res, conv);
+    else if (err == NULL) /* inserted meanwhile by another transaction */
+        err = dialog_load_conv(pg, NULL, key, conv, &found);
+    imp_pg_result_free(res);
+    return err;
+}
+
+/* Insert the message; *inserted false when its operation id is already there. */
+static imp_error_t *insert_message(imp_pg_t *pg, const imp_envelope_t *ev, const char *conv_id,
+                                   bool *inserted)
+{
+    json_t *payload = json_object();
+    json_object_set(payload, "message", json_object_get(ev->data, "message"));
+    if (json_object_get(ev->data, "sender") != NULL)
+        json_object_set(payload, "sender", json_object_get(ev->data, "sender"));
+    json_object_set_new(payload, "received_at_ms", json_integer(ev->time_ms));
+    char *ptext = json_dumps(payload, JSON_COMPACT);
+    json_decref(payload);
+    const char *kind = dialog_str(ev->data, "message.kind");
+    const char *pid = dialog_str(ev->data, "message.id");
+    const char *params[] = {
+        ev->tenantid,       conv_id, ev->id, kind[0] ? kind : "text", body_of(ev->data), ptext,
+        pid[0] ? pid : NULL};
+    imp_pg_result_t *res = NULL;
+    imp_error_t *err = imp_pg_exec_cached(pg, SQL_MESSAGE_INSERT, 7, params, &res);
+    *inserted = err == NULL && imp_pg_result_rows(res) == 1;
+    imp_pg_result_free(res);
+    free(ptext);
+    return err;
+}
+
+static imp_error_t *touch_conv(imp_pg_t *pg, const imp_envelope_t *ev, const char *conv_id,
+                               const char *customer)
+{
+    char ms[32];
+    snprintf(ms, sizeof(ms), "%lld", (long long)ev->time_ms);
+    const char *params[] = {conv_id, customer, ms};
+    return imp_pg_exec_cached(pg, SQL_CONV_TOUCH, 3, params, NULL);
+}
+
+static char *customer_json(json_t *data, const char *recipient)
+{
+    json_t *c = json_object();
+    json_object_set_new(c, "recipient", json_string(recipient));
+    static const char *const fields[] = {"id", "name", "username", "phone"};
+    for (size_t i = 0; i < IMP_ARRAY_LEN(fields); i++) {
+        json_t *v = json_object_get(json_object_get(data, "sender"), fields[i]);
+        if (json_is_string(v))
+            json_object_set(c, fields[i], v);
+    }
+    char *text = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    return text;
+}
+
+static imp_error_t *on_customer(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                                const dialog_tenant_t *tenant, const char *channel, const char *key)
+{
+    imp_pg_t *pg = imp_worker_ctx_pg(ctx);
+    char *customer = customer_json(ev->data, recipient_of(ev->data, channel, key));
+    dialog_conv_t conv;
+    bool inserted = false;
+    imp_error_t *err = upsert_conv(pg, ev, channel, key, customer, &conv);
+    if (err == NULL)
+        err = insert_message(pg, ev, conv.id, &inserted);
+    if (err == NULL && inserted)
+        err = touch_conv(pg, ev, conv.id, customer);
+    free(customer);
+    if (err != NULL || !inserted)
+        return err; /* a message stored before does nothing more */
+    if (strcmp(conv.state, "handover") != 0)
+        return dialog_coalesce_add(ctx, ev, &conv, ev->id, tenant->coalesce_ms);
+    if (tenant->manager_chat_id[0] == '\0') {
+        IMP_LOG_WARN("conversation in handover but the tenant has no manager chat",
+                     IMP_LS("conversation", conv.key));
+        return NULL;
+    }
+    return dialog_forward(ctx, ev->tenantid, &conv, ev->id, tenant->manager_chat_id,
+                          ev->traceparent);
+}
+
+imp_error_t *dialog_on_message(imp_worker_ctx_t *ctx, const imp_envelope_t *ev)
+{
+    uint8_t u[IMP_UUID_LEN];
+    if (imp_uuid_parse(ev->tenantid, strlen(ev->tenantid), u) != 0)
+        return dialog_bad("tenantid is not a uuid");
+    const char *channel = dialog_str(ev->data, "channel");
+    const char *key = dialog_str(ev->data, "conversation_key");
+    if (channel[0] == '\0' || key[0] == '\0')
+        return dialog_bad("data.channel or data.conversation_key is missing");
+    dialog_tenant_t tenant;
+    imp_error_t *err = dialog_load_tenant(imp_worker_ctx_pg(ctx), ev->tenantid, &tenant);
+    if (err != NULL)
+        return err;
+    if (strcmp(channel, "telegram") == 0 && tenant.manager_chat_id[0] != '\0' &&
+        strcmp(dialog_str(ev->data, "chat.id"), tenant.manager_chat_id) == 0)
+        return dialog_on_manager(ctx, ev, &tenant);
+    return on_customer(ctx, ev, &tenant, channel, key);
+}

@@ -1,0 +1,247 @@
+/* The handler of imp.outbound.message.v1: claim, send, record, report (docs/send.md). */
+#include "send.h"
+
+#include "imp/log.h"
+#include "imp/mem.h"
+#include "imp/opid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum {
+    OUT_SENT,      /* 2xx */
+    OUT_RETRY,     /* not sent, 408/425/429/5xx, or ambiguous to an idempotent provider */
+    OUT_PERMANENT, /* any other answer, or a request we refuse to make (SSRF, bad URL) */
+    OUT_UNKNOWN,   /* ambiguous to a provider without idempotency keys */
+} outcome_t;
+
+/* What happened to one provider call. */
+typedef struct {
+    outcome_t outcome;
+    char *error;               /* owned; NULL when sent */
+    char *provider_message_id; /* owned */
+    long long retry_after_ms;
+} result_t;
+
+static const char *str_member(const json_t *data, const char *name, bool required,
+                              imp_error_t **err)
+{
+    const json_t *v = json_object_get(data, name);
+    if (*err != NULL)
+        return NULL;
+    if (v == NULL || json_is_null(v)) {
+        if (required)
+            *err = imp_error_new(IMP_ERR_POISON, "bad_outbound", "data.%s is missing", name);
+        return NULL;
+    }
+    if (!json_is_string(v) || (required && json_string_length(v) == 0)) {
+        *err = imp_error_new(IMP_ERR_POISON, "bad_outbound", "data.%s is not a %sstring", name,
+                             required ? "non-empty " : "");
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+imp_error_t *send_parse_msg(const json_t *data, send_msg_t *m)
+{
+    imp_error_t *err = NULL;
+    m->conversation_id = str_member(data, "conversation_id", false, &err);
+    m->channel = str_member(data, "channel", true, &err);
+    m->recipient = str_member(data, "recipient", true, &err);
+    m->text = str_member(data, "text", true, &err);
+    m->purpose = str_member(data, "purpose", true, &err);
+    m->reply_to = str_member(data, "reply_to", false, &err);
+    uint8_t u[IMP_UUID_LEN];
+    if (err == NULL && m->conversation_id != NULL &&
+        imp_uuid_parse(m->conversation_id, strlen(m->conversation_id), u) != 0)
+        err = imp_error_new(IMP_ERR_POISON, "bad_outbound", "data.conversation_id is not a UUID");
+    return err;
+}
+
+static imp_error_t *emit_delivery(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                                  const send_msg_t *m, const char *status, const char *pmid,
+                                  const char *error, int attempts)
+{
+    imp_envelope_t out;
+    imp_error_t *err = send_delivery_event(ev, m, status, pmid, error, attempts, &out);
+    if (err != NULL)
+        return err;
+    char *key = send_event_key(ev, m);
+    err = imp_worker_emit(ctx, SEND_TOPIC_DELIVERY, key, &out);
+    free(key);
+    return err;
+}
+
+static void classify_response(const imp_http_response_t *resp, const send_provider_t *p,
+                              result_t *r)
+{
+    size_t len = 0;
+    const char *body = imp_http_response_body(resp, &len);
+    long status = imp_http_response_status(resp);
+    if (status >= 200 && status < 300) {
+        r->outcome = OUT_SENT;
+        r->provider_message_id = p->message_id ? p->message_id(body, len) : NULL;
+        return;
+    }
+    imp_error_t *e = imp_http_response_error(resp);
+    r->outcome = imp_error_class(e) == IMP_ERR_RETRIABLE ? OUT_RETRY : OUT_PERMANENT;
+    imp_error_free(e);
+    char *answer = send_answer_excerpt(body, len);
+    r->error = imp_asprintf("%s answered %ld: %s", p->name, status, answer);
+    free(answer);
+    long long ra = imp_http_response_retry_after_s(resp);
+    r->retry_after_ms = ra > 0 ? ra * 1000 : 0;
+}
+
+static void classify_failure(const imp_error_t *e, const send_provider_t *p, result_t *r)
+{
+    if (imp_error_class(e) != IMP_ERR_RETRIABLE)
+        r->outcome = OUT_PERMANENT;
+    else if (imp_http_outcome(e) == IMP_HTTP_AMBIGUOUS && !p->idempotent)
+        r->outcome = OUT_UNKNOWN;
+    else
+        r->outcome = OUT_RETRY;
+    r->error = imp_asprintf("%s: %s", p->name, imp_error_message(e));
+}
+
+/* One call to the provider (or the sink). */
+static void call(send_t *st, const send_provider_t *p, const send_req_t *req,
+                 const imp_envelope_t *ev, result_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (p->build == NULL) {
+        r->outcome = OUT_SENT;
+        r->provider_message_id = imp_asprintf("sink:%s", ev->id);
+        return;
+    }
+    imp_http_response_t *resp = NULL;
+    imp_http_request_t hr = {.method = "POST",
+                             .url = req->url,
+                             .headers = (const char *const *)req->headers,
+                             .body = req->body,
+                             .body_len = strlen(req->body),
+                             .traceparent = ev->traceparent[0] ? ev->traceparent : NULL};
+    imp_error_t *e = imp_http_request(st->http, &hr, &resp);
+    if (e == NULL)
+        classify_response(resp, p, r);
+    else
+        classify_failure(e, p, r);
+    imp_error_free(e);
+    imp_http_response_free(resp);
+}
+
+/* A permanent failure: state failed and its delivery event commit on the claim connection;
+ * the returned error (poison, or retriable on the last attempt) makes it a dead letter. */
+static imp_error_t *fail(send_t *st, const imp_envelope_t *ev, const send_msg_t *m, const char *why,
+                         int attempts, imp_err_class_t cls)
+{
+    imp_envelope_t d;
+    imp_error_t *err = send_delivery_event(ev, m, "failed", NULL, why, attempts, &d);
+    char *key = send_event_key(ev, m);
+    if (err == NULL)
+        err = send_fail(st, ev, why, &d, key);
+    free(key);
+    if (err != NULL)
+        return err;
+    IMP_LOG_WARN("send failed", IMP_LS("channel", m->channel), IMP_LS("reason", why));
+    return imp_error_new(cls, cls == IMP_ERR_POISON ? "send_rejected" : "send_failed", "%s", why);
+}
+
+static imp_error_t *settle(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                           const send_msg_t *m, const send_provider_t *p, int attempts, result_t *r)
+{
+    imp_pg_t *pg = imp_worker_ctx_pg(ctx);
+    imp_error_t *err = NULL;
+    bool last = ev->attempt + 1 >= st->s->rt.max_attempts;
+    send_guard_result(st, ev->tenantid, p->name, r->outcome == OUT_RETRY);
+    switch (r->outcome) {
+    case OUT_SENT:
+        err = send_record(pg, ev, "sent", r->provider_message_id, NULL);
+        if (err == NULL)
+            err = emit_delivery(ctx, ev, m, "sent", r->provider_message_id, NULL, attempts);
+        return err;
+    case OUT_UNKNOWN:
+        IMP_LOG_WARN("send outcome unknown: not repeated", IMP_LS("channel", m->channel),
+                     IMP_LS("reason", r->error));
+        err = send_record(pg, ev, "unknown", NULL, r->error);
+        if (err == NULL)
+            err = emit_delivery(ctx, ev, m, "unknown", NULL, r->error, attempts);
+        return err;
+    case OUT_PERMANENT:
+        return fail(st, ev, m, r->error, attempts, IMP_ERR_POISON);
+    case OUT_RETRY:
+        break;
+    }
+    if (last)
+        return fail(st, ev, m, r->error, attempts, IMP_ERR_RETRIABLE);
+    err = send_release(st, ev, r->error, r->retry_after_ms);
+    if (err != NULL)
+        return err;
+    err = imp_error_new(IMP_ERR_RETRIABLE, "send_retry", "%s", r->error);
+    imp_error_set_retry_after_ms(err, r->retry_after_ms);
+    return err;
+}
+
+static imp_error_t *send_claimed(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                                 const send_msg_t *m, const send_provider_t *p,
+                                 const send_req_t *req, int attempts)
+{
+    result_t r;
+    call(st, p, req, ev, &r);
+    imp_error_t *err = settle(st, ctx, ev, m, p, attempts, &r);
+    free(r.error);
+    free(r.provider_message_id);
+    return err;
+}
+
+static imp_error_t *deliver(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                            const send_msg_t *m, const send_provider_t *p, const send_req_t *req)
+{
+    imp_error_t *err = send_guard_check(st, ev->tenantid, p->name);
+    if (err != NULL)
+        return err;
+    send_claim_t c;
+    if ((err = send_claim(st, ev, m, p->idempotent, &c)) != NULL)
+        return err;
+    switch (c.kind) {
+    case CLAIM_DONE:
+        /* Settled earlier: report it again (same event id) in case that report was lost. */
+        err = emit_delivery(ctx, ev, m, c.state, c.provider_message_id, c.last_error, c.attempts);
+        break;
+    case CLAIM_DEFER:
+        err = imp_error_new(IMP_ERR_RETRIABLE, "send_deferred",
+                            "provider asked to wait: %lld ms left", c.wait_ms);
+        imp_error_set_retry_after_ms(err, c.wait_ms);
+        break;
+    case CLAIM_SEND:
+        err = send_claimed(st, ctx, ev, m, p, req, c.attempts);
+        break;
+    }
+    send_claim_dispose(&c);
+    return err;
+}
+
+imp_error_t *send_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *user)
+{
+    send_t *st = user;
+    send_msg_t m;
+    send_channel_t ch = {0};
+    send_req_t req = {0};
+    const send_provider_t *p = NULL;
+    const char *base = NULL;
+    imp_error_t *err = send_parse_msg(ev->data, &m);
+    if (err == NULL && ev->tenantid[0] == '\0')
+        err = imp_error_new(IMP_ERR_POISON, "bad_outbound", "tenantid is missing");
+    if (err == NULL)
+        err = send_channel_load(st, imp_worker_ctx_pg(ctx), ev->tenantid, m.channel, &ch);
+    if (err == NULL)
+        err = send_route(st, m.channel, &ch, &p, &base);
+    if (err == NULL && p->build != NULL)
+        err = p->build(&m, &ch, base, ev->id, &req);
+    if (err == NULL)
+        err = deliver(st, ctx, ev, &m, p, &req);
+    send_req_dispose(&req);
+    send_channel_dispose(&ch);
+    return err;
+}
