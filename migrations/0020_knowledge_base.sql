@@ -29,21 +29,30 @@ AS $$
     SELECT encode(sha256(convert_to(t, 'UTF8')), 'hex')
 $$;
 
--- An OR query of the lexemes of q under one configuration (NULL when q has none). A chat
--- message is a question, not a search expression: the AND of websearch_to_tsquery would
--- demand every word of "how much is a haircut" in one chunk, so each lexeme counts on its
--- own and ts_rank_cd ranks by how many are covered and how densely. For 'simple', lexemes
--- that the Russian or English configuration drops as stop words, and one-letter ones, are
--- left out: they would match every chunk.
+-- The lexemes of a query under the three configurations, as the chunks' full-text columns
+-- have them: a JSON array of three arrays (simple, russian, english). Retrieval looks them
+-- up in its in-memory index of a version's full-text columns (common/src/retrieval.c); the
+-- caller has already dropped its own stop words (imp_kb_query_terms), the Russian and
+-- English configurations drop theirs.
+CREATE FUNCTION imp_kb_query_lexemes(q text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+AS $$
+    SELECT json_build_array(tsvector_to_array(to_tsvector('simple'::regconfig, f)),
+                            tsvector_to_array(to_tsvector('russian'::regconfig, f)),
+                            tsvector_to_array(to_tsvector('english'::regconfig, f)))::text
+    FROM imp_kb_fold(q) AS f
+$$;
+
+-- An OR query of the lexemes of q under one configuration (NULL when q has none), for
+-- ranking with ts_rank_cd in SQL. A chat message is a question, not a search expression: the
+-- AND of websearch_to_tsquery would demand every word of "how much is a haircut" in one
+-- chunk, so each lexeme counts on its own and the rank says how many are covered and how
+-- densely.
 CREATE FUNCTION imp_kb_tsquery(cfg regconfig, q text) RETURNS tsquery
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
 AS $$
     SELECT string_agg('''' || replace(replace(l, '\', '\\'), '''', '''''') || '''', ' | ')::tsquery
     FROM unnest(tsvector_to_array(to_tsvector(cfg, imp_kb_fold(q)))) AS l
-    WHERE cfg <> 'simple'::regconfig
-       OR (char_length(l) > 1
-           AND to_tsvector('russian'::regconfig, l) <> ''::tsvector
-           AND to_tsvector('english'::regconfig, l) <> ''::tsvector)
 $$;
 
 CREATE TABLE kb_sources (

@@ -1,7 +1,8 @@
-/* Hybrid retrieval: the in-memory index of a KB version, full-text candidates from Postgres,
- * exact dense search, reciprocal rank fusion, the confidence, the retrieval log and the
- * cache of loaded indexes. */
-#include "imp/retrieval.h"
+/* Hybrid retrieval: the in-memory index of a KB version and its loading from Postgres, the
+ * query's lexemes, full-text ranking in SQL (for comparison), reciprocal rank fusion and
+ * the confidence, the search, the retrieval log and the evaluation. The scans are in
+ * retrieval_scan.c, the cache in retrieval_cache.c. */
+#include "retrieval_internal.h"
 
 #include "imp/kb.h"
 #include "imp/log.h"
@@ -10,28 +11,17 @@
 #include <assert.h>
 #include <jansson.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LOAD_PAGE_ROWS 1000 /* a page of 1024-dimension rows is about 8 MB of hex */
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 #define MATRIX_ALIGN 64
-
-struct imp_retrieval_index {
-    atomic_size_t refs;
-    char *tenant, *version;
-    char *embedder_name, *embedder_model;
-    size_t dim, n, cap;
-    float *matrix; /* cap rows of dim floats, MATRIX_ALIGN-aligned */
-    imp_retrieval_chunk_t *chunks;
-    size_t text_bytes;
-};
 
 static double now_ms(void)
 {
@@ -54,6 +44,7 @@ imp_retrieval_index_t *imp_retrieval_index_new(const char *tenant_id, const char
     idx->embedder_name = imp_strdup(embedder_name ? embedder_name : "");
     idx->embedder_model = imp_strdup(embedder_model ? embedder_model : "");
     idx->dim = dim;
+    idx->lexicon = kb_lexicon_new();
     return idx;
 }
 
@@ -78,6 +69,7 @@ void imp_retrieval_index_add(imp_retrieval_index_t *idx, int64_t id, int32_t ord
                              const char *source, const char *heading, const char *text,
                              const float *vec)
 {
+    assert(!kb_lexicon_sealed(idx->lexicon));
     assert(idx->n == 0 || idx->chunks[idx->n - 1].ordinal < ordinal);
     if (idx->n == idx->cap)
         index_reserve(idx, idx->cap ? idx->cap * 2 : 64);
@@ -109,6 +101,7 @@ void imp_retrieval_index_unref(imp_retrieval_index_t *idx)
     }
     free(idx->chunks);
     free(idx->matrix);
+    kb_lexicon_free(idx->lexicon);
     free(idx->tenant);
     free(idx->version);
     free(idx->embedder_name);
@@ -129,7 +122,25 @@ size_t imp_retrieval_index_dim(const imp_retrieval_index_t *idx)
 size_t imp_retrieval_index_bytes(const imp_retrieval_index_t *idx)
 {
     return sizeof(*idx) + idx->cap * (idx->dim * sizeof(float) + sizeof(*idx->chunks)) +
-           idx->text_bytes;
+           idx->text_bytes + kb_lexicon_bytes(idx->lexicon);
+}
+
+int imp_retrieval_index_add_tsvector(imp_retrieval_index_t *idx, int config, const char *text)
+{
+    assert(idx->n > 0);
+    if (config < 0 || config >= IMP_RETRIEVAL_CONFIGS)
+        return -1;
+    return kb_lexicon_add_tsvector(idx->lexicon, (uint32_t)(idx->n - 1), config, text);
+}
+
+void imp_retrieval_index_seal(imp_retrieval_index_t *idx)
+{
+    kb_lexicon_seal(idx->lexicon, (uint32_t)idx->n);
+}
+
+size_t imp_retrieval_index_terms(const imp_retrieval_index_t *idx)
+{
+    return kb_lexicon_terms(idx->lexicon);
 }
 
 const char *imp_retrieval_index_tenant(const imp_retrieval_index_t *idx)
@@ -188,7 +199,8 @@ static const char VERSION_SQL[] =
     "WHERE tenant_id = $1 AND id = $2";
 
 static const char CHUNKS_SQL[] =
-    "SELECT c.id, c.ordinal, s.name, c.heading, c.text, c.embedding "
+    "SELECT c.id, c.ordinal, s.name, c.heading, c.text, c.embedding, c.tsv_simple::text, "
+    "c.tsv_ru::text, c.tsv_en::text "
     "FROM kb_chunks c JOIN kb_sources s ON s.tenant_id = c.tenant_id AND s.id = c.source_id "
     "WHERE c.tenant_id = $1 AND c.version_id = $2 AND c.ordinal > $3 "
     "ORDER BY c.ordinal LIMIT " STRINGIFY(LOAD_PAGE_ROWS);
@@ -235,6 +247,7 @@ static imp_error_t *load_version(imp_pg_t *pg, const char *tenant_id, const char
     *out = imp_retrieval_index_new(tenant_id, version_id, imp_pg_result_value(res, 0, 0),
                                    imp_pg_result_value(res, 0, 1), (size_t)dim);
     index_reserve(*out, count > 0 ? (size_t)count : 1);
+    (*out)->expected = count;
 out:
     imp_pg_result_free(res);
     return err;
@@ -268,6 +281,12 @@ static imp_error_t *load_page(imp_pg_t *pg, imp_retrieval_index_t *idx, long lon
             imp_retrieval_index_add(idx, id, (int32_t)ordinal, imp_pg_result_value(res, r, 2),
                                     imp_pg_result_value(res, r, 3), imp_pg_result_value(res, r, 4),
                                     vec);
+            for (int c = 0; c < IMP_RETRIEVAL_CONFIGS && err == NULL; c++)
+                if (imp_retrieval_index_add_tsvector(idx, c, imp_pg_result_value(res, r, 6 + c)) !=
+                    0)
+                    err = imp_error_new(IMP_ERR_POISON, "kb_tsvector",
+                                        "chunk %lld of kb version %s: unreadable tsvector", id,
+                                        idx->version);
             *after = ordinal;
         }
         free(emb);
@@ -285,6 +304,12 @@ static imp_error_t *load_in_tx(imp_pg_t *pg, const char *tenant_id, const char *
     int rows = LOAD_PAGE_ROWS;
     while (err == NULL && rows == LOAD_PAGE_ROWS)
         err = load_page(pg, *out, &after, &rows);
+    if (err == NULL && (*out)->n != (size_t)(*out)->expected)
+        err = imp_error_new(IMP_ERR_POISON, "kb_version_incomplete",
+                            "kb version %s has %zu chunks, its row says %lld", version_id,
+                            (*out)->n, (*out)->expected);
+    if (err == NULL)
+        imp_retrieval_index_seal(*out);
     return err;
 }
 
@@ -384,95 +409,45 @@ imp_error_t *imp_retrieval_fts(imp_pg_t *pg, const imp_retrieval_index_t *idx, c
     return NULL;
 }
 
-/* ---- dense search ---------------------------------------------------------------------- */
+/* ---- the lexemes of a query ----------------------------------------------------------------- */
 
-typedef float v4f __attribute__((vector_size(16)));
-
-/* Dot product with four independent 4-wide accumulators: the scan is bound by memory
- * bandwidth, not by this loop. */
-static float dot(const float *a, const float *b, size_t n)
+void imp_retrieval_lexemes_dispose(imp_retrieval_lexemes_t *l)
 {
-    v4f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        v4f a0, a1, a2, a3, b0, b1, b2, b3;
-        memcpy(&a0, a + i, 16);
-        memcpy(&a1, a + i + 4, 16);
-        memcpy(&a2, a + i + 8, 16);
-        memcpy(&a3, a + i + 12, 16);
-        memcpy(&b0, b + i, 16);
-        memcpy(&b1, b + i + 4, 16);
-        memcpy(&b2, b + i + 8, 16);
-        memcpy(&b3, b + i + 12, 16);
-        s0 += a0 * b0;
-        s1 += a1 * b1;
-        s2 += a2 * b2;
-        s3 += a3 * b3;
+    if (l == NULL)
+        return;
+    for (int c = 0; c < IMP_RETRIEVAL_CONFIGS; c++) {
+        for (size_t i = 0; i < l->n[c]; i++)
+            free(l->lex[c][i]);
+        free(l->lex[c]);
     }
-    v4f s = (s0 + s1) + (s2 + s3);
-    float r = (s[0] + s[1]) + (s[2] + s[3]);
-    for (; i < n; i++)
-        r += a[i] * b[i];
-    return r;
+    memset(l, 0, sizeof(*l));
 }
 
-/* Heap order: the root is the worst kept hit (lowest score; among equals the highest row). */
-static bool worse(const imp_retrieval_dense_hit_t *x, const imp_retrieval_dense_hit_t *y)
-{
-    return x->score < y->score || (x->score == y->score && x->row > y->row);
-}
+static const char LEXEMES_SQL[] = "SELECT imp_kb_query_lexemes($1)";
 
-static void sift_down(imp_retrieval_dense_hit_t *h, size_t n, size_t i)
+imp_error_t *imp_retrieval_query_lexemes(imp_pg_t *pg, const char *query,
+                                         imp_retrieval_lexemes_t *out)
 {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(&h[l], &h[m]))
-            m = l;
-        if (r < n && worse(&h[r], &h[m]))
-            m = r;
-        if (m == i)
-            return;
-        imp_retrieval_dense_hit_t t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
+    memset(out, 0, sizeof(*out));
+    char *terms = imp_kb_query_terms(query);
+    const char *params[] = {terms};
+    imp_pg_result_t *res = NULL;
+    imp_error_t *err = imp_pg_exec_cached(pg, LEXEMES_SQL, 1, params, &res);
+    free(terms);
+    if (err != NULL)
+        return imp_error_prefix(err, "query lexemes");
+    const char *text = imp_pg_result_value(res, 0, 0);
+    json_t *doc = json_loads(text != NULL ? text : "", 0, NULL);
+    for (int c = 0; c < IMP_RETRIEVAL_CONFIGS; c++) {
+        json_t *arr = json_array_get(doc, (size_t)c);
+        out->lex[c] = imp_calloc(json_array_size(arr) + 1, sizeof(char *));
+        for (size_t i = 0; i < json_array_size(arr); i++)
+            if (json_is_string(json_array_get(arr, i)))
+                out->lex[c][out->n[c]++] = imp_strdup(json_string_value(json_array_get(arr, i)));
     }
-}
-
-static void sift_up(imp_retrieval_dense_hit_t *h, size_t i)
-{
-    while (i > 0 && worse(&h[i], &h[(i - 1) / 2])) {
-        imp_retrieval_dense_hit_t t = h[i];
-        h[i] = h[(i - 1) / 2];
-        h[(i - 1) / 2] = t;
-        i = (i - 1) / 2;
-    }
-}
-
-void imp_retrieval_dense(const imp_retrieval_index_t *idx, const float *q, size_t n,
-                         imp_retrieval_dense_hit_t *out, size_t *nout)
-{
-    size_t kept = 0;
-    if (n > idx->n)
-        n = idx->n;
-    for (size_t row = 0; row < idx->n && n > 0; row++) {
-        imp_retrieval_dense_hit_t hit = {row, dot(q, idx->matrix + row * idx->dim, idx->dim)};
-        if (kept < n) {
-            out[kept] = hit;
-            sift_up(out, kept++);
-        } else if (worse(&out[0], &hit)) {
-            out[0] = hit;
-            sift_down(out, kept, 0);
-        }
-    }
-    /* Heap sort in place: repeatedly move the worst to the end: best first. */
-    for (size_t end = kept; end > 1; end--) {
-        imp_retrieval_dense_hit_t t = out[0];
-        out[0] = out[end - 1];
-        out[end - 1] = t;
-        sift_down(out, end - 1, 0);
-    }
-    *nout = kept;
+    json_decref(doc);
+    imp_pg_result_free(res);
+    return NULL;
 }
 
 /* ---- fusion ---------------------------------------------------------------------------- */
@@ -516,6 +491,17 @@ static double confidence(const imp_retrieval_hit_t *best, const imp_retrieval_pa
     f = f < 0 ? 0 : f > 1 ? 1 : f;
     d = d < 0 ? 0 : d > 1 ? 1 : d;
     return sqrt(f * d);
+}
+
+/* 0 threads: two (at most the CPUs online) once the matrix is large enough for the scan to
+ * take milliseconds, else one. */
+static size_t dense_threads(const imp_retrieval_index_t *idx, const imp_retrieval_params_t *p)
+{
+    if (p->dense_threads > 0)
+        return p->dense_threads;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t bytes = idx->n * idx->dim * sizeof(float);
+    return bytes >= ((size_t)8 << 20) && cpus > 1 ? 2 : 1;
 }
 
 static imp_retrieval_params_t effective_params(const imp_retrieval_params_t *given)
@@ -562,27 +548,23 @@ static size_t gather(const imp_retrieval_index_t *idx, const float *qvec,
     }
     for (size_t i = 0; i < n; i++)
         if (c[i].dense_rank == 0)
-            c[i].dense_score = dot(qvec, idx->matrix + c[i].row * idx->dim, idx->dim);
+            c[i].dense_score = retrieval_dot(qvec, idx->matrix + c[i].row * idx->dim, idx->dim);
     return n;
 }
 
-void imp_retrieval_fuse(imp_retrieval_index_t *idx, const float *qvec,
-                        const imp_retrieval_fts_hit_t *fts, size_t nfts,
-                        const imp_retrieval_params_t *params, imp_retrieval_result_t *out)
+/* Fuse the dense candidates with the full-text ones into out. */
+static void fuse(imp_retrieval_index_t *idx, const float *qvec, const imp_retrieval_fts_hit_t *fts,
+                 size_t nfts, const imp_retrieval_dense_hit_t *dense, size_t ndense,
+                 const imp_retrieval_params_t *p, imp_retrieval_result_t *out)
 {
-    imp_retrieval_params_t p = effective_params(params);
     double t0 = now_ms();
-    imp_retrieval_dense_hit_t *dense = imp_malloc((p.dense_n ? p.dense_n : 1) * sizeof(*dense));
-    size_t ndense = 0;
-    imp_retrieval_dense(idx, qvec, p.dense_n, dense, &ndense);
-    double t1 = now_ms();
     candidate_t *c = imp_malloc((nfts + ndense + 1) * sizeof(*c));
     size_t n = gather(idx, qvec, fts, nfts, dense, ndense, c);
     for (size_t i = 0; i < n; i++)
-        c[i].score = (c[i].fts_rank ? 1.0 / (p.rrf_k + c[i].fts_rank) : 0) +
-                     (c[i].dense_rank ? 1.0 / (p.rrf_k + c[i].dense_rank) : 0);
+        c[i].score = (c[i].fts_rank ? 1.0 / (p->rrf_k + c[i].fts_rank) : 0) +
+                     (c[i].dense_rank ? 1.0 / (p->rrf_k + c[i].dense_rank) : 0);
     qsort(c, n, sizeof(*c), cmp_candidate);
-    out->n = n < p.k ? n : p.k;
+    out->n = n < p->k ? n : p->k;
     out->hits = imp_calloc(out->n ? out->n : 1, sizeof(*out->hits));
     for (size_t i = 0; i < out->n; i++)
         out->hits[i] = (imp_retrieval_hit_t){.chunk = &idx->chunks[c[i].row],
@@ -591,12 +573,43 @@ void imp_retrieval_fuse(imp_retrieval_index_t *idx, const float *qvec,
                                              .fts_score = c[i].fts_score,
                                              .dense_rank = c[i].dense_rank,
                                              .dense_score = c[i].dense_score};
-    out->confidence = out->n ? confidence(&out->hits[0], &p) : 0;
+    out->confidence = out->n ? confidence(&out->hits[0], p) : 0;
     out->index = imp_retrieval_index_ref(idx);
-    out->timings.dense_ms = t1 - t0;
-    out->timings.fuse_ms = now_ms() - t1;
+    out->timings.fuse_ms = now_ms() - t0;
     free(c);
+}
+
+void imp_retrieval_fuse(imp_retrieval_index_t *idx, const float *qvec,
+                        const imp_retrieval_fts_hit_t *fts, size_t nfts,
+                        const imp_retrieval_params_t *params, imp_retrieval_result_t *out)
+{
+    imp_retrieval_params_t p = effective_params(params);
+    imp_retrieval_dense_hit_t *dense = imp_malloc(p.dense_n * sizeof(*dense));
+    size_t ndense = 0;
+    double t0 = now_ms();
+    imp_retrieval_dense(idx, qvec, p.dense_n, dense_threads(idx, &p), dense, &ndense);
+    double dense_ms = now_ms() - t0;
+    memset(out, 0, sizeof(*out));
+    fuse(idx, qvec, fts, nfts, dense, ndense, &p, out);
+    out->timings.dense_ms = dense_ms;
     free(dense);
+}
+
+/* The full-text candidates, in memory or from Postgres. *fts is a new array. */
+static imp_error_t *full_text(imp_pg_t *pg, const imp_retrieval_index_t *idx, const char *query,
+                              const imp_retrieval_params_t *p, imp_retrieval_fts_hit_t **fts,
+                              size_t *nfts)
+{
+    if (p->fts_in_postgres)
+        return imp_retrieval_fts(pg, idx, query, p->fts_n, fts, nfts);
+    imp_retrieval_lexemes_t lexemes = {0};
+    imp_error_t *err = imp_retrieval_query_lexemes(pg, query, &lexemes);
+    if (err != NULL)
+        return err;
+    *fts = imp_malloc(p->fts_n * sizeof(**fts));
+    imp_retrieval_lexical(idx, &lexemes, p->fts_n, *fts, nfts);
+    imp_retrieval_lexemes_dispose(&lexemes);
+    return NULL;
 }
 
 imp_error_t *imp_retrieval_search(imp_pg_t *pg, imp_retrieval_index_t *idx, imp_embedder_t *emb,
@@ -605,8 +618,8 @@ imp_error_t *imp_retrieval_search(imp_pg_t *pg, imp_retrieval_index_t *idx, imp_
 {
     imp_retrieval_params_t p = effective_params(params);
     imp_retrieval_fts_hit_t *fts = NULL;
-    size_t nfts = 0;
-    float *qvec = NULL;
+    imp_retrieval_dense_hit_t *dense = NULL;
+    size_t nfts = 0, ndense = 0;
     memset(out, 0, sizeof(*out));
     if (query == NULL)
         return imp_error_new(IMP_ERR_POISON, "retrieval_query", "query is NULL");
@@ -614,17 +627,28 @@ imp_error_t *imp_retrieval_search(imp_pg_t *pg, imp_retrieval_index_t *idx, imp_
     if (err != NULL)
         return err;
     double t0 = now_ms();
-    qvec = imp_malloc(idx->dim * sizeof(float));
-    if ((err = imp_embedder_embed(emb, &query, 1, qvec)) != NULL)
-        goto out;
+    float *qvec = imp_malloc(idx->dim * sizeof(float));
+    if ((err = imp_embedder_embed(emb, &query, 1, qvec)) != NULL) {
+        free(qvec);
+        return err;
+    }
+    /* The dense scan starts on its helper thread while this one waits for Postgres, then
+     * joins in. */
     double t1 = now_ms();
-    if ((err = imp_retrieval_fts(pg, idx, query, p.fts_n, &fts, &nfts)) != NULL)
-        goto out;
+    retrieval_dense_job_t *job =
+        retrieval_dense_begin(idx, qvec, p.dense_n, dense_threads(idx, &p));
+    err = full_text(pg, idx, query, &p, &fts, &nfts);
     double t2 = now_ms();
-    imp_retrieval_fuse(idx, qvec, fts, nfts, &p, out);
-    out->timings.embed_ms = t1 - t0;
-    out->timings.fts_ms = t2 - t1;
-out:
+    dense = imp_malloc(p.dense_n * sizeof(*dense));
+    retrieval_dense_end(job, dense, &ndense);
+    double t3 = now_ms();
+    if (err == NULL) {
+        fuse(idx, qvec, fts, nfts, dense, ndense, &p, out);
+        out->timings.embed_ms = t1 - t0;
+        out->timings.fts_ms = t2 - t1;
+        out->timings.dense_ms = t3 - t1;
+    }
+    free(dense);
     free(fts);
     free(qvec);
     return err;
@@ -733,145 +757,4 @@ void imp_retrieval_eval_dispose(imp_retrieval_eval_t *e)
     free(e->rank);
     free(e->confidence);
     memset(e, 0, sizeof(*e));
-}
-
-/* ---- the cache ------------------------------------------------------------------------- */
-
-typedef struct {
-    imp_retrieval_index_t *idx;
-    size_t bytes;
-    unsigned long long used;
-} entry_t;
-
-struct imp_retrieval_cache {
-    pthread_mutex_t mu;
-    entry_t *e;
-    size_t n, cap;
-    size_t bytes, max_bytes;
-    unsigned long long tick, epoch;
-    unsigned long long hits, misses, evictions;
-};
-
-imp_retrieval_cache_t *imp_retrieval_cache_new(size_t max_bytes)
-{
-    imp_retrieval_cache_t *c = imp_calloc(1, sizeof(*c));
-    pthread_mutex_init(&c->mu, NULL);
-    c->max_bytes = max_bytes;
-    return c;
-}
-
-static void drop_entry(imp_retrieval_cache_t *c, size_t i)
-{
-    c->bytes -= c->e[i].bytes;
-    imp_retrieval_index_unref(c->e[i].idx);
-    c->e[i] = c->e[--c->n];
-}
-
-void imp_retrieval_cache_free(imp_retrieval_cache_t *c)
-{
-    if (c == NULL)
-        return;
-    while (c->n > 0)
-        drop_entry(c, c->n - 1);
-    free(c->e);
-    pthread_mutex_destroy(&c->mu);
-    free(c);
-}
-
-static entry_t *lookup(imp_retrieval_cache_t *c, const char *tenant_id, const char *version_id)
-{
-    for (size_t i = 0; i < c->n; i++)
-        if (strcasecmp(c->e[i].idx->tenant, tenant_id) == 0 &&
-            strcasecmp(c->e[i].idx->version, version_id) == 0)
-            return &c->e[i];
-    return NULL;
-}
-
-/* Least recently used first, never the index just added. */
-static void evict(imp_retrieval_cache_t *c, const imp_retrieval_index_t *keep)
-{
-    while (c->bytes > c->max_bytes && c->n > 1) {
-        size_t lru = SIZE_MAX;
-        for (size_t i = 0; i < c->n; i++)
-            if (c->e[i].idx != keep && (lru == SIZE_MAX || c->e[i].used < c->e[lru].used))
-                lru = i;
-        drop_entry(c, lru);
-        c->evictions++;
-    }
-}
-
-/* Keep a freshly loaded index (or the copy another thread kept meanwhile). Locked. */
-static imp_retrieval_index_t *insert(imp_retrieval_cache_t *c, imp_retrieval_index_t *idx,
-                                     unsigned long long epoch)
-{
-    entry_t *found = lookup(c, idx->tenant, idx->version);
-    if (found != NULL) {
-        found->used = ++c->tick;
-        imp_retrieval_index_unref(idx);
-        return imp_retrieval_index_ref(found->idx);
-    }
-    size_t bytes = imp_retrieval_index_bytes(idx);
-    if (epoch != c->epoch || bytes > c->max_bytes) {
-        if (bytes > c->max_bytes)
-            IMP_LOG_WARN("kb index larger than the retrieval cache, not cached",
-                         IMP_LS("version", idx->version), IMP_LI("bytes", bytes),
-                         IMP_LI("max_bytes", c->max_bytes));
-        return idx;
-    }
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 8;
-        c->e = imp_realloc(c->e, c->cap * sizeof(*c->e));
-    }
-    c->e[c->n++] = (entry_t){imp_retrieval_index_ref(idx), bytes, ++c->tick};
-    c->bytes += bytes;
-    evict(c, idx);
-    return idx;
-}
-
-imp_error_t *imp_retrieval_cache_get(imp_retrieval_cache_t *c, imp_pg_t *pg, const char *tenant_id,
-                                     const char *version_id, imp_retrieval_index_t **out)
-{
-    *out = NULL;
-    pthread_mutex_lock(&c->mu);
-    entry_t *found = lookup(c, tenant_id, version_id);
-    if (found != NULL) {
-        found->used = ++c->tick;
-        c->hits++;
-        *out = imp_retrieval_index_ref(found->idx);
-        pthread_mutex_unlock(&c->mu);
-        return NULL;
-    }
-    c->misses++;
-    unsigned long long epoch = c->epoch;
-    pthread_mutex_unlock(&c->mu);
-
-    imp_retrieval_index_t *idx = NULL;
-    imp_error_t *err = imp_retrieval_index_load(pg, tenant_id, version_id, &idx);
-    if (err != NULL)
-        return err;
-    pthread_mutex_lock(&c->mu);
-    *out = insert(c, idx, epoch);
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
-}
-
-void imp_retrieval_cache_invalidate(imp_retrieval_cache_t *c, const char *tenant_id)
-{
-    pthread_mutex_lock(&c->mu);
-    c->epoch++;
-    for (size_t i = c->n; i-- > 0;)
-        if (tenant_id == NULL || strcasecmp(c->e[i].idx->tenant, tenant_id) == 0)
-            drop_entry(c, i);
-    pthread_mutex_unlock(&c->mu);
-}
-
-void imp_retrieval_cache_stats(imp_retrieval_cache_t *c, imp_retrieval_cache_stats_t *out)
-{
-    pthread_mutex_lock(&c->mu);
-    *out = (imp_retrieval_cache_stats_t){.entries = c->n,
-                                         .bytes = c->bytes,
-                                         .hits = c->hits,
-                                         .misses = c->misses,
-                                         .evictions = c->evictions};
-    pthread_mutex_unlock(&c->mu);
 }

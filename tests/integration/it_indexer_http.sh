@@ -19,7 +19,7 @@ EMBED_URL="http://127.0.0.1:$(cat "$T/embed.port")"
 
 start_control
 start_indexer indexer IMP_EMBED_PROVIDER=openai IMP_EMBED_URL="$EMBED_URL" \
-    IMP_EMBED_MODEL=fake-model IMP_EMBED_DIM=64 IMP_EMBED_BATCH=4 IMP_EMBED_TIMEOUT=1s \
+    IMP_EMBED_MODEL=fake-model IMP_EMBED_DIM=64 IMP_EMBED_BATCH=4 IMP_EMBED_TIMEOUT=2s \
     IMP_EMBED_MAX_ATTEMPTS=1 IMP_EMBED_ALLOW_CIDRS=127.0.0.0/8 IMP_WORKER_MAX_ATTEMPTS=4
 write_sources "$T/kb"
 
@@ -56,13 +56,13 @@ assert_eq "embeddings of 64 float32" "$N" "$(sql "SELECT count(*) FROM kb_chunks
 # ---- a timeout: retried by the runtime, then built ----------------------------------------------
 
 BEFORE=$(requests)
-mode "hang 1 3000"
+mode "hang 1 5000"
 ctl kb build salon
 expect "build 2: the first request times out" 0 "version 2 built as a draft"
 V2=$(version_id salon 2)
 assert_eq "the server saw the hung request, then the whole build again" \
     "1 $(((N + 3) / 4 + 1))" \
-    "$(requests_after "$BEFORE" | grep -c 'delay=3000') $(requests_after "$BEFORE" | grep -c .)"
+    "$(requests_after "$BEFORE" | grep -c "delay=5000") $(requests_after "$BEFORE" | grep -c .)"
 assert_eq "the retry built the same chunks and vectors" "$(chunks_digest "$V1")" "$(chunks_digest "$V2")"
 CMD2=$(sql "SELECT operation_id FROM kb_versions WHERE id = '$V2'")
 assert_eq "the indexer's inbox: done on the second attempt" "done|1" \

@@ -91,6 +91,11 @@ demo_line=$(eval_set demo "$DEMO/kb_questions.json")
 heldout_line=$(eval_set heldout "$DATA/kb_heldout.json" --offtopic "$DATA/kb_offtopic.json")
 pass "demo questions: ${demo_line#demo: }"
 pass "held-out questions: ${heldout_line#heldout: }"
+# The same with the full text ranked by ts_rank_cd in Postgres instead of BM25 in memory.
+demo_pg=$(eval_set demo-pg "$DEMO/kb_questions.json" --fts-postgres)
+heldout_pg=$(eval_set heldout-pg "$DATA/kb_heldout.json" --fts-postgres)
+pass "demo questions, ts_rank_cd: ${demo_pg#demo-pg: }"
+pass "held-out questions, ts_rank_cd: ${heldout_pg#heldout-pg: }"
 assert_contains "the demo set has 43 questions" "$demo_line" "questions=43 "
 assert_contains "the held-out set has 57 questions" "$heldout_line" "questions=57 "
 

@@ -42,8 +42,8 @@ static const char cli_summary[] =
 
 void control_cli_help(FILE *out)
 {
-    imp_config_print_help(out, CONTROL_BINARY " tenant|channel|secret|kb ...", cli_summary, cli_table,
-                          IMP_ARRAY_LEN(cli_table));
+    imp_config_print_help(out, CONTROL_BINARY " tenant|channel|secret|kb ...", cli_summary,
+                          cli_table, IMP_ARRAY_LEN(cli_table));
 }
 
 void cli_report(const char *what, const imp_error_t *err)

@@ -17,10 +17,14 @@
 #define QUESTIONS_FILE_MAX (4 * 1024 * 1024)
 
 static const control_kb_cmd_t command_of[] = {
-    [KB_CLI_SOURCE_PUT] = CONTROL_KB_SOURCE_PUT, [KB_CLI_SOURCE_RM] = CONTROL_KB_SOURCE_REMOVE,
-    [KB_CLI_QUESTIONS_SET] = CONTROL_KB_QUESTIONS_SET, [KB_CLI_SETTINGS] = CONTROL_KB_SETTINGS,
-    [KB_CLI_BUILD] = CONTROL_KB_BUILD,   [KB_CLI_PROMOTE] = CONTROL_KB_PROMOTE,
-    [KB_CLI_ROLLBACK] = CONTROL_KB_ROLLBACK, [KB_CLI_EVAL] = CONTROL_KB_EVAL,
+    [KB_CLI_SOURCE_PUT] = CONTROL_KB_SOURCE_PUT,
+    [KB_CLI_SOURCE_RM] = CONTROL_KB_SOURCE_REMOVE,
+    [KB_CLI_QUESTIONS_SET] = CONTROL_KB_QUESTIONS_SET,
+    [KB_CLI_SETTINGS] = CONTROL_KB_SETTINGS,
+    [KB_CLI_BUILD] = CONTROL_KB_BUILD,
+    [KB_CLI_PROMOTE] = CONTROL_KB_PROMOTE,
+    [KB_CLI_ROLLBACK] = CONTROL_KB_ROLLBACK,
+    [KB_CLI_EVAL] = CONTROL_KB_EVAL,
 };
 
 /* ---- local files ------------------------------------------------------------------------- */
@@ -60,7 +64,8 @@ static void file_problem(const char *path, long long size, size_t max, const cha
         fprintf(stderr, "%s: %s is %lld bytes; %s holds at most %zu bytes (%zu KiB): split it\n",
                 CONTROL_BINARY, path, size, what, max, max / 1024);
     else if (size == 0)
-        fprintf(stderr, "%s: %s is more than %zu bytes (%zu KiB), what %s holds at most: split it\n",
+        fprintf(stderr,
+                "%s: %s is more than %zu bytes (%zu KiB), what %s holds at most: split it\n",
                 CONTROL_BINARY, path, max, max / 1024, what);
     else
         fprintf(stderr, "%s: cannot read %s: %s\n", CONTROL_BINARY, path, strerror(errno));
@@ -132,9 +137,12 @@ static int questions_data(const kb_args_t *a, json_t *d)
 static void settings_data(const kb_args_t *a, json_t *d)
 {
     if (a->min_hit_rate != NULL)
-        json_object_set_new(d, "min_hit_rate", a->min_hit_rate[0] ? json_real(strtod(a->min_hit_rate, NULL)) : json_null());
+        json_object_set_new(d, "min_hit_rate",
+                            a->min_hit_rate[0] ? json_real(strtod(a->min_hit_rate, NULL))
+                                               : json_null());
     if (a->eval_k != NULL)
-        json_object_set_new(d, "eval_k", a->eval_k[0] ? json_integer(strtoll(a->eval_k, NULL, 10)) : json_null());
+        json_object_set_new(
+            d, "eval_k", a->eval_k[0] ? json_integer(strtoll(a->eval_k, NULL, 10)) : json_null());
     if (a->chunk_defaults)
         json_object_set_new(d, "chunk", json_null());
     if (a->chunk_given) {
@@ -213,9 +221,10 @@ static void print_eval(const json_t *ev)
         const char *source = json_string_value(json_object_get(m, "source"));
         const char *fragment = json_string_value(json_object_get(m, "fragment"));
         json_int_t rank = json_integer_value(json_object_get(m, "rank"));
-        printf("missed: %s (expected%s%s%s%s%s; ", json_string_value(json_object_get(m, "question")),
-               source ? " " : "", source ? source : "", fragment ? " \"" : "",
-               fragment ? fragment : "", fragment ? "\"" : "");
+        printf("missed: %s (expected%s%s%s%s%s; ",
+               json_string_value(json_object_get(m, "question")), source ? " " : "",
+               source ? source : "", fragment ? " \"" : "", fragment ? fragment : "",
+               fragment ? "\"" : "");
         if (rank > 0)
             printf("found at rank %lld)\n", (long long)rank);
         else

@@ -24,12 +24,12 @@ typedef struct {
     kb_cli_cmd_t cmd;
     int operands;
     const char *slug;
-    const char *name;    /* source put, rm */
-    const char *format;  /* source put: given, or implied by the file's extension */
-    const char *file;    /* source put, questions set */
-    long long version;   /* promote, eval */
-    long long k;         /* eval: 0 = the tenant's kb_eval_k */
-    bool if_changed;     /* build */
+    const char *name;         /* source put, rm */
+    const char *format;       /* source put: given, or implied by the file's extension */
+    const char *file;         /* source put, questions set */
+    long long version;        /* promote, eval */
+    long long k;              /* eval: 0 = the tenant's kb_eval_k */
+    bool if_changed;          /* build */
     const char *min_hit_rate; /* settings: NULL not given, "" remove */
     const char *eval_k;
     long long chunk[3]; /* settings: target, max, overlap; -1 not given */

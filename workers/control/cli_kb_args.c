@@ -17,8 +17,8 @@ static const struct {
     const char *group;
     const char *verb; /* NULL: the group is the command */
     kb_cli_cmd_t cmd;
-    int operands;       /* SLUG, then NAME or VERSION */
-    long long timeout;  /* default --timeout, ms */
+    int operands;      /* SLUG, then NAME or VERSION */
+    long long timeout; /* default --timeout, ms */
 } commands[] = {
     {"source", "put", KB_CLI_SOURCE_PUT, 2, 30000},
     {"source", "rm", KB_CLI_SOURCE_RM, 2, 30000},
@@ -80,21 +80,23 @@ static const struct {
 };
 
 static const char usage_text[] =
-    "       " CONTROL_BINARY " kb source put SLUG NAME --file FILE [--format FORMAT]\n"
-    "       " CONTROL_BINARY " kb source rm SLUG NAME\n"
-    "       " CONTROL_BINARY " kb questions set SLUG --file QUESTIONS.json\n"
-    "       " CONTROL_BINARY " kb settings SLUG [--min-hit-rate R] [--eval-k K]\n"
-    "                 [--chunk-target N] [--chunk-max N] [--chunk-overlap N] [--chunk-defaults]\n"
-    "       " CONTROL_BINARY " kb build SLUG [--if-changed]      prints the version it built\n"
-    "       " CONTROL_BINARY " kb promote SLUG VERSION\n"
-    "       " CONTROL_BINARY " kb rollback SLUG\n"
-    "       " CONTROL_BINARY " kb eval SLUG VERSION [--k K]\n"
-    "       " CONTROL_BINARY " kb versions SLUG [--json]\n"
+    "Knowledge base (docs/knowledge-base-operations.md):\n"
+    "  " CONTROL_BINARY " kb source put SLUG NAME --file FILE [--format FORMAT]\n"
+    "  " CONTROL_BINARY " kb source rm SLUG NAME\n"
+    "  " CONTROL_BINARY " kb questions set SLUG --file QUESTIONS.json\n"
+    "  " CONTROL_BINARY " kb settings SLUG [--min-hit-rate R] [--eval-k K]\n"
+    "        [--chunk-target N] [--chunk-max N] [--chunk-overlap N] [--chunk-defaults]\n"
+    "  " CONTROL_BINARY " kb build SLUG [--if-changed]     (prints the version it built)\n"
+    "  " CONTROL_BINARY " kb promote SLUG VERSION\n"
+    "  " CONTROL_BINARY " kb rollback SLUG\n"
+    "  " CONTROL_BINARY " kb eval SLUG VERSION [--k K]\n"
+    "  " CONTROL_BINARY " kb versions SLUG [--json]\n"
     "Every kb command but versions also takes [--operation-id UUID] [--no-wait]\n"
     "[--timeout DURATION] (30s; 5m for build, promote, rollback and eval).\n"
     "FORMAT: markdown, text, qa_csv, qa_json (default: from the extension: .md, .txt, .csv,\n"
-    ".json). A source holds at most 512 KiB. QUESTIONS.json: [{\"question\": …, \"source\": …,\n"
-    "\"fragment\": …}, …]. An empty --min-hit-rate or --eval-k ('') removes the setting.\n";
+    ".json). A source holds at most 512 KiB. QUESTIONS.json: [{\"question\": ..., \"source\":\n"
+    "..., \"fragment\": ...}, ...]. An empty --min-hit-rate or --eval-k ('') removes the setting.\n"
+    "Exit status: 0 succeeded, 1 failed or rejected, 2 bad usage, 3 no outcome.\n";
 
 void cli_kb_print_usage(FILE *out)
 {
@@ -202,8 +204,11 @@ static int find_command(int argc, char **argv, kb_args_t *a, char *err, size_t c
         a->operands = commands[i].operands;
         return commands[i].verb != NULL ? 4 : 3;
     }
-    return problem(err, cap, "unknown command \"kb %s%s%s\"", argv[2], argc > 3 ? " " : "",
-                   argc > 3 ? argv[3] : "");
+    bool group = false; /* argv[2] names a group of verbs ("source", "questions") */
+    for (size_t i = 0; i < IMP_ARRAY_LEN(commands); i++)
+        group = group || (commands[i].verb != NULL && strcmp(commands[i].group, argv[2]) == 0);
+    return problem(err, cap, "unknown command \"kb %s%s%s\"", argv[2], group && argc > 3 ? " " : "",
+                   group && argc > 3 ? argv[3] : "");
 }
 
 static int take_option(int argc, char **argv, int *i, kb_args_t *a, char *err, size_t cap)
@@ -249,8 +254,11 @@ static const char *format_of(const char *path)
 {
     static const struct {
         const char *ext, *format;
-    } exts[] = {{".md", "markdown"},   {".markdown", "markdown"}, {".txt", "text"},
-                {".csv", "qa_csv"},    {".json", "qa_json"}};
+    } exts[] = {{".md", "markdown"},
+                {".markdown", "markdown"},
+                {".txt", "text"},
+                {".csv", "qa_csv"},
+                {".json", "qa_json"}};
     size_t len = strlen(path);
     for (size_t i = 0; i < IMP_ARRAY_LEN(exts); i++) {
         size_t e = strlen(exts[i].ext);
@@ -265,9 +273,9 @@ static int check(kb_args_t *a, int got, char *err, size_t cap)
     imp_kb_format_t f;
     if (got < a->operands)
         return problem(err, cap, "missing %s",
-                       got == 0                                                 ? "SLUG"
+                       got == 0                                            ? "SLUG"
                        : a->cmd == KB_CLI_PROMOTE || a->cmd == KB_CLI_EVAL ? "VERSION"
-                                                                                : "NAME");
+                                                                           : "NAME");
     if (!control_slug_valid(a->slug))
         return problem(err, cap, "\"%s\" is not a tenant slug", a->slug);
     if (a->name != NULL && !control_kb_source_name_valid(a->name))
@@ -277,7 +285,8 @@ static int check(kb_args_t *a, int got, char *err, size_t cap)
                        a->name, CONTROL_KB_NAME_MAX_CHARS);
     if ((a->cmd == KB_CLI_SOURCE_PUT || a->cmd == KB_CLI_QUESTIONS_SET) && a->file == NULL)
         return problem(err, cap, "this kb command needs --file");
-    if (a->cmd == KB_CLI_SOURCE_PUT && a->format == NULL && (a->format = format_of(a->file)) == NULL)
+    if (a->cmd == KB_CLI_SOURCE_PUT && a->format == NULL &&
+        (a->format = format_of(a->file)) == NULL)
         return problem(err, cap, "cannot tell the format of %s from its name: give --format",
                        a->file);
     if (a->format != NULL && imp_kb_format_parse(a->format, &f) != 0)

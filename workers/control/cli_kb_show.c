@@ -15,7 +15,7 @@
     "to_char(promoted_at AT TIME ZONE 'UTC', " SQL_RFC3339 "), eval::text, id::text "              \
     "FROM kb_versions WHERE tenant_id = $1 ORDER BY number"
 #define SQL_SOURCES                                                                                \
-    "SELECT name, format, octet_length(content), sha256, "                                        \
+    "SELECT name, format, octet_length(content), sha256, "                                         \
     "to_char(updated_at AT TIME ZONE 'UTC', " SQL_RFC3339 ") "                                     \
     "FROM kb_sources WHERE tenant_id = $1 AND NOT deleted ORDER BY name COLLATE \"C\""
 
@@ -32,10 +32,9 @@ static json_t *version_json(const imp_pg_result_t *res, int r)
                      (json_int_t)number, "id", imp_pg_result_value(res, r, 10), "state",
                      imp_pg_result_value(res, r, 1), "chunks", (json_int_t)chunks, "sources",
                      (json_int_t)sources, "embedder", "name", imp_pg_result_value(res, r, 4),
-                     "model", imp_pg_result_value(res, r, 5), "dim", (json_int_t)dim,
-                     "created_at", imp_pg_result_value(res, r, 7), "promoted_at",
-                     promoted ? json_string(promoted) : json_null(), "eval",
-                     ev ? ev : json_null());
+                     "model", imp_pg_result_value(res, r, 5), "dim", (json_int_t)dim, "created_at",
+                     imp_pg_result_value(res, r, 7), "promoted_at",
+                     promoted ? json_string(promoted) : json_null(), "eval", ev ? ev : json_null());
 }
 
 static json_t *source_json(const imp_pg_result_t *res, int r)

@@ -35,8 +35,8 @@ typedef struct {
     char *status; /* succeeded | failed | rejected; NULL while none is known */
     char *message;
     char *secrets_enc;
-    char *result;  /* operations.result as JSON text, or NULL */
-    bool pending;  /* an operations row says pending: another worker finishes it */
+    char *result; /* operations.result as JSON text, or NULL */
+    bool pending; /* an operations row says pending: another worker finishes it */
 } seen_t;
 
 static void seen_dispose(seen_t *seen)
@@ -84,12 +84,14 @@ static imp_error_t *look_forwarded(imp_pg_t *pg, const cli_wait_opts_t *o, seen_
     return err;
 }
 
-/* One look: the outcome, else a dead letter. */
+/* One look: the outcome, else a dead letter. One snapshot for all of it: otherwise the
+ * worker's commit can land between two statements, and its inbox row be seen without the
+ * outcome committed with it ("already used by another command"). */
 static imp_error_t *look(imp_pg_t *pg, const char *tenant_id, const char *opid,
                          const cli_wait_opts_t *o, seen_t *seen)
 {
     imp_pg_result_t *res = NULL;
-    imp_error_t *err = imp_pg_tx_begin_with(pg, "READ ONLY");
+    imp_error_t *err = imp_pg_tx_begin_with(pg, "ISOLATION LEVEL REPEATABLE READ, READ ONLY");
     if (err == NULL)
         err = imp_pg_set_tenant(pg, tenant_id);
     if (err == NULL)

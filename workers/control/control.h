@@ -305,12 +305,12 @@ const char *control_kb_forward_step(control_kb_cmd_t cmd);
 /* A kb command's data, validated. Strings and JSON are borrowed from the data. */
 typedef struct {
     const char *slug;
-    const char *actor;       /* "unknown" when absent */
-    const char *name;        /* source put, remove */
-    const char *format;      /* source put: markdown | text | qa_csv | qa_json */
-    const char *content;     /* source put (at most IMP_KB_SOURCE_MAX bytes) */
-    size_t content_len;      /* bytes */
-    const json_t *questions; /* questions set: [{question, source?, fragment?}] */
+    const char *actor;          /* "unknown" when absent */
+    const char *name;           /* source put, remove */
+    const char *format;         /* source put: markdown | text | qa_csv | qa_json */
+    const char *content;        /* source put (at most IMP_KB_SOURCE_MAX bytes) */
+    size_t content_len;         /* bytes */
+    const json_t *questions;    /* questions set: [{question, source?, fragment?}] */
     const json_t *min_hit_rate; /* settings: number, null (remove) or NULL (absent) */
     const json_t *eval_k;       /* settings: integer, null or NULL */
     const json_t *chunk;        /* settings: {target_chars, max_chars, overlap_chars}, null, NULL */

@@ -19,7 +19,7 @@
 #define SQL_SLUG_OWNER "SELECT imp_tenant_id_by_slug($1)::text"
 #define SQL_CHUNK_SETTINGS "SELECT (settings->'kb_chunk')::text FROM tenants WHERE id = $1"
 #define SQL_SOURCE_LOCK                                                                            \
-    "SELECT format, sha256, deleted, octet_length(content) FROM kb_sources "                      \
+    "SELECT format, sha256, deleted, octet_length(content) FROM kb_sources "                       \
     "WHERE tenant_id = $1 AND name = $2 FOR UPDATE"
 #define SQL_SOURCE_UPSERT                                                                          \
     "INSERT INTO kb_sources (tenant_id, name, format, content) VALUES ($1, $2, $3, $4) "           \
@@ -179,8 +179,8 @@ static imp_error_t *source_check(kb_op_t *kop, control_outcome_t *out, size_t *c
     imp_kb_format_parse(kop->k.format, &format);
     imp_error_t *why = imp_kb_chunk(format, kop->k.content, kop->k.content_len, &set, &c);
     if (why != NULL) {
-        kb_fail(out, "kb source %s/%s is not valid %s: %s", kop->k.slug, kop->k.name,
-                kop->k.format, imp_error_message(why));
+        kb_fail(out, "kb source %s/%s is not valid %s: %s", kop->k.slug, kop->k.name, kop->k.format,
+                imp_error_message(why));
         imp_error_free(why);
         return NULL;
     }
@@ -197,21 +197,20 @@ static imp_error_t *source_write(kb_op_t *kop, const source_row_t *row, const ch
     imp_error_t *err = imp_pg_exec_cached(kop->op.pg, SQL_SOURCE_UPSERT, 4, params, NULL);
     char target[320];
     snprintf(target, sizeof(target), "kb_source:%s/%s", kop->k.slug, kop->k.name);
-    json_t *before = row->exists ? source_view(row->format, row->sha256, row->bytes, row->deleted)
-                                 : NULL;
+    json_t *before =
+        row->exists ? source_view(row->format, row->sha256, row->bytes, row->deleted) : NULL;
     json_t *after = source_view(kop->k.format, sha256, (long long)kop->k.content_len, false);
     if (err == NULL)
-        err = control_audit(&kop->op, row->exists ? "kb.source.update" : "kb.source.create",
-                            target, before, after);
+        err = control_audit(&kop->op, row->exists ? "kb.source.update" : "kb.source.create", target,
+                            before, after);
     json_decref(before);
     json_decref(after);
     if (err != NULL)
         return err;
     json_t *r = kb_result(kop);
-    merge_new(
-        r, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:b}", "name", kop->k.name, "format",
-                     kop->k.format, "sha256", sha256, "bytes", (json_int_t)kop->k.content_len,
-                     "chunks", (json_int_t)chunks, "created", !row->exists, "changed", 1));
+    merge_new(r, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:b}", "name", kop->k.name, "format",
+                           kop->k.format, "sha256", sha256, "bytes", (json_int_t)kop->k.content_len,
+                           "chunks", (json_int_t)chunks, "created", !row->exists, "changed", 1));
     kb_succeed(out, r, "kb source %s/%s %s (%zu bytes, %zu chunks)", kop->k.slug, kop->k.name,
                row->exists ? "updated" : "created", kop->k.content_len, chunks);
     return NULL;
@@ -236,9 +235,8 @@ static imp_error_t *source_put(kb_op_t *kop, control_outcome_t *out)
     if (row.exists && !row.deleted && strcmp(row.format, kop->k.format) == 0 &&
         strcmp(row.sha256, sha256) == 0) {
         json_t *r = kb_result(kop);
-        merge_new(r, json_pack("{s:s, s:s, s:I, s:b}", "name", kop->k.name,
-                                                "sha256", sha256, "chunks", (json_int_t)chunks,
-                                                "changed", 0));
+        merge_new(r, json_pack("{s:s, s:s, s:I, s:b}", "name", kop->k.name, "sha256", sha256,
+                               "chunks", (json_int_t)chunks, "changed", 0));
         kb_succeed(out, r, "kb source %s/%s unchanged", kop->k.slug, kop->k.name);
     } else {
         err = source_write(kop, &row, sha256, chunks, out);
@@ -445,7 +443,7 @@ static imp_error_t *settings_set(kb_op_t *kop, control_outcome_t *out)
         kb_succeed(out, r, "kb settings of %s unchanged", kop->k.slug);
         goto out;
     }
-    char *merged = json_dumps(now, JSON_COMPACT | JSON_SORT_KEYS);
+    char *merged = json_dumps(now, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     params[1] = merged;
     err = imp_pg_exec_cached(kop->op.pg, SQL_SETTINGS_UPDATE, 2, params, NULL);
     free(merged);
@@ -454,7 +452,7 @@ static imp_error_t *settings_set(kb_op_t *kop, control_outcome_t *out)
     if (err == NULL)
         err = control_audit(&kop->op, "kb.settings", target, before, after);
     json_object_set_new(r, "changed", json_true());
-    char *shown = json_dumps(after, JSON_COMPACT | JSON_SORT_KEYS);
+    char *shown = json_dumps(after, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     if (err == NULL)
         kb_succeed(out, r, "kb settings of %s set: %s", kop->k.slug, shown);
     else
@@ -509,7 +507,7 @@ static imp_error_t *forward(kb_op_t *kop, control_outcome_t *out)
 /* A pending outcome: the indexer writes the final one over it. Never overwrites one. */
 static imp_error_t *record_pending(kb_op_t *kop, const control_outcome_t *out)
 {
-    char *result = json_dumps(out->result, JSON_COMPACT | JSON_SORT_KEYS);
+    char *result = json_dumps(out->result, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     const imp_envelope_t *ev = kop->op.ev;
     const char *params[] = {ev->id, ev->tenantid, ev->type, kop->k.actor, result};
     imp_error_t *err = imp_pg_exec_cached(kop->op.pg, SQL_PENDING, 5, params, NULL);

@@ -17,7 +17,8 @@
 
 static char *dump_or_null(const json_t *v)
 {
-    return v == NULL ? NULL : json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    return v == NULL ? NULL
+                     : json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
 }
 
 imp_error_t *control_audit(control_op_t *op, const char *action, const char *target,

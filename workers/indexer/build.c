@@ -129,12 +129,11 @@ static imp_error_t *read_sources(indexer_op_t *op, build_t *b, indexer_outcome_t
     long long bytes = 0;
     for (int i = 0; i < b->nsources; i++) {
         const imp_pg_result_t *r = b->sources;
-        json_array_append_new(b->built_from,
-                              json_pack("{s:s, s:s, s:s, s:s}", "source_id",
-                                        imp_pg_result_value(r, i, 0), "name",
-                                        imp_pg_result_value(r, i, 1), "format",
-                                        imp_pg_result_value(r, i, 2), "sha256",
-                                        imp_pg_result_value(r, i, 4)));
+        json_array_append_new(b->built_from, json_pack("{s:s, s:s, s:s, s:s}", "source_id",
+                                                       imp_pg_result_value(r, i, 0), "name",
+                                                       imp_pg_result_value(r, i, 1), "format",
+                                                       imp_pg_result_value(r, i, 2), "sha256",
+                                                       imp_pg_result_value(r, i, 4)));
         bytes += (long long)strlen(imp_pg_result_value(r, i, 3));
     }
     IMP_LOG_INFO("build read its sources", IMP_LS("slug", op->slug),
@@ -195,11 +194,10 @@ static imp_error_t *embed_all(indexer_op_t *op, build_t *b, indexer_outcome_t *o
     size_t k = 0;
     for (int i = 0; i < b->nsources; i++)
         for (size_t c = 0; c < b->chunks[i].n; c++, k++)
-            docs[k] = imp_kb_chunk_document(b->chunks[i].items[c].heading,
-                                            b->chunks[i].items[c].text);
+            docs[k] =
+                imp_kb_chunk_document(b->chunks[i].items[c].heading, b->chunks[i].items[c].text);
     b->vecs = imp_malloc(b->n * imp_embedder_dim(op->ix->emb) * sizeof(float));
-    imp_error_t *err =
-        imp_embedder_embed(op->ix->emb, (const char *const *)docs, b->n, b->vecs);
+    imp_error_t *err = imp_embedder_embed(op->ix->emb, (const char *const *)docs, b->n, b->vecs);
     for (size_t i = 0; i < b->n; i++)
         free(docs[i]);
     free(docs);
@@ -228,8 +226,9 @@ static imp_error_t *insert_version(indexer_op_t *op, build_t *b)
     char dim[24], count[24];
     snprintf(dim, sizeof(dim), "%zu", imp_embedder_dim(e));
     snprintf(count, sizeof(count), "%zu", b->n);
-    const char *params[] = {op->tenant_id,       num,         from, imp_embedder_name(e),
-                            imp_embedder_model(e), dim, b->set_json, count, op->command_id};
+    const char *params[] = {op->tenant_id,         num, from,        imp_embedder_name(e),
+                            imp_embedder_model(e), dim, b->set_json, count,
+                            op->command_id};
     err = imp_pg_exec_scalar(op->pg, SQL_VERSION_INSERT, 9, params, &b->version_id);
     free(from);
     free(num);
@@ -264,9 +263,10 @@ static void add_chunk(imp_pg_batch_t *batch, indexer_op_t *op, build_t *b, int s
     snprintf(chars, sizeof(chars), "%zu", c->chars);
     snprintf(tokens, sizeof(tokens), "%zu", c->tokens);
     char *emb = embedding_hex(b->vecs + ordinal * dim, dim);
-    const char *params[] = {op->tenant_id,  b->version_id, ord,   imp_pg_result_value(b->sources, src, 0),
-                            c->heading,     c->text,       start, end,
-                            chars,          tokens,        emb};
+    const char *params[] = {
+        op->tenant_id, b->version_id, ord,   imp_pg_result_value(b->sources, src, 0),
+        c->heading,    c->text,       start, end,
+        chars,         tokens,        emb};
     imp_pg_batch_add_cached(batch, SQL_CHUNK_INSERT, 11, params);
     free(emb);
 }
@@ -292,12 +292,11 @@ static imp_error_t *insert_chunks(indexer_op_t *op, build_t *b)
 static imp_error_t *record_build(indexer_op_t *op, build_t *b, indexer_outcome_t *out)
 {
     const imp_embedder_t *e = op->ix->emb;
-    json_t *after = json_pack("{s:I, s:s, s:I, s:O, s:{s:s, s:s, s:I}, s:o}", "version",
-                              (json_int_t)b->number, "version_id", b->version_id, "chunks",
-                              (json_int_t)b->n, "sources", b->built_from, "embedder", "name",
-                              imp_embedder_name(e), "model", imp_embedder_model(e), "dim",
-                              (json_int_t)imp_embedder_dim(e), "chunk_settings",
-                              json_loads(b->set_json, 0, NULL));
+    json_t *after = json_pack(
+        "{s:I, s:s, s:I, s:O, s:{s:s, s:s, s:I}, s:o}", "version", (json_int_t)b->number,
+        "version_id", b->version_id, "chunks", (json_int_t)b->n, "sources", b->built_from,
+        "embedder", "name", imp_embedder_name(e), "model", imp_embedder_model(e), "dim",
+        (json_int_t)imp_embedder_dim(e), "chunk_settings", json_loads(b->set_json, 0, NULL));
     imp_error_t *err = indexer_audit(op, "kb.build", NULL, after);
     json_decref(after);
     if (err == NULL)

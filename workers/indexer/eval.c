@@ -96,10 +96,9 @@ imp_error_t *indexer_eval_run(indexer_op_t *op, const indexer_version_t *v, long
     return err;
 }
 
-imp_error_t *indexer_eval_store(indexer_op_t *op, const indexer_version_t *v,
-                                const json_t *report)
+imp_error_t *indexer_eval_store(indexer_op_t *op, const indexer_version_t *v, const json_t *report)
 {
-    char *text = json_dumps(report, JSON_COMPACT | JSON_SORT_KEYS);
+    char *text = json_dumps(report, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     const char *params[] = {op->tenant_id, v->id, text};
     imp_error_t *err = imp_pg_exec_cached(op->pg, SQL_STORE, 3, params, NULL);
     free(text);

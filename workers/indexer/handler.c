@@ -104,8 +104,8 @@ static imp_error_t *check_tenant(indexer_op_t *op)
     const char *params[] = {op->slug};
     imp_error_t *err = imp_pg_exec_scalar(op->pg, SQL_SLUG_OWNER, 1, params, &owner);
     if (err == NULL && (owner == NULL || strcmp(owner, op->tenant_id) != 0))
-        err = imp_error_new(IMP_ERR_POISON, "bad_request", "tenantid %s is not the tenant of slug %s",
-                            op->tenant_id, op->slug);
+        err = imp_error_new(IMP_ERR_POISON, "bad_request",
+                            "tenantid %s is not the tenant of slug %s", op->tenant_id, op->slug);
     free(owner);
     return err;
 }

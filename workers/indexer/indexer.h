@@ -47,7 +47,7 @@ typedef struct {
     const char *command_id; /* the command's operation id: ev->causationid */
     const char *slug;
     const char *actor;
-    bool if_changed;  /* build */
+    bool if_changed;   /* build */
     long long version; /* promote, eval */
     long long k;       /* eval: 0 when the request does not say */
 } indexer_op_t;
@@ -92,8 +92,7 @@ imp_error_t *indexer_eval_run(indexer_op_t *op, const indexer_version_t *v, long
                               json_t **report, indexer_outcome_t *out);
 
 /* Store the report in kb_versions.eval. */
-imp_error_t *indexer_eval_store(indexer_op_t *op, const indexer_version_t *v,
-                                const json_t *report);
+imp_error_t *indexer_eval_store(indexer_op_t *op, const indexer_version_t *v, const json_t *report);
 
 /* The tenant's KB settings: kb_min_hit_rate (-1 when unset), kb_eval_k (0 when unset),
  * kb_chunk as JSON text (NULL when unset; heap). */

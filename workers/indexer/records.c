@@ -67,9 +67,13 @@ json_t *indexer_result(const indexer_op_t *op)
 
 imp_error_t *indexer_record_outcome(indexer_op_t *op, const indexer_outcome_t *out)
 {
-    char *result = json_dumps(out->result, JSON_COMPACT | JSON_SORT_KEYS);
-    const char *params[] = {op->command_id, op->tenant_id, op->ev->type,
-                            out->failed ? "failed" : "succeeded", op->actor, result,
+    char *result = json_dumps(out->result, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
+    const char *params[] = {op->command_id,
+                            op->tenant_id,
+                            op->ev->type,
+                            out->failed ? "failed" : "succeeded",
+                            op->actor,
+                            result,
                             out->failed ? out->error : NULL};
     imp_error_t *err = imp_pg_exec_cached(op->pg, SQL_OUTCOME, 7, params, NULL);
     free(result);
@@ -81,8 +85,10 @@ imp_error_t *indexer_audit(indexer_op_t *op, const char *action, const json_t *b
 {
     char target[96];
     snprintf(target, sizeof(target), "kb:%s", op->slug);
-    char *b = before ? json_dumps(before, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    char *a = after ? json_dumps(after, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *b =
+        before ? json_dumps(before, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15)) : NULL;
+    char *a =
+        after ? json_dumps(after, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15)) : NULL;
     const char *params[] = {op->tenant_id, op->actor, action, target, op->command_id, b, a};
     imp_error_t *err = imp_pg_exec_cached(op->pg, SQL_AUDIT, 7, params, NULL);
     free(b);
@@ -97,8 +103,8 @@ imp_error_t *indexer_publish_changed(indexer_op_t *op, long long version)
     if (err != NULL)
         return err;
     imp_envelope_t ev;
-    json_t *data = json_pack("{s:s, s:s, s:I}", "tenant_id", op->tenant_id, "what", "kb",
-                             "version", (json_int_t)version);
+    json_t *data = json_pack("{s:s, s:s, s:I}", "tenant_id", op->tenant_id, "what", "kb", "version",
+                             (json_int_t)version);
     err = imp_envelope_derive(&ev, op->ev, id, INDEXER_SOURCE, INDEXER_TYPE_CHANGED, data);
     if (err != NULL)
         return err;

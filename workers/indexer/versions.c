@@ -102,7 +102,7 @@ static imp_error_t *move_stable(indexer_op_t *op, const char *action, const inde
     params[1] = to->id;
     if (err == NULL)
         err = imp_pg_exec_cached(op->pg, SQL_MAKE_STABLE, 2, params, NULL);
-    const char *rel[] = {op->tenant_id,   action,    to->id, from->exists ? from->id : NULL,
+    const char *rel[] = {op->tenant_id,  action,   to->id, from->exists ? from->id : NULL,
                          op->command_id, op->actor};
     if (err == NULL)
         err = imp_pg_exec_cached(op->pg, SQL_RELEASE, 6, rel, NULL);
@@ -196,7 +196,8 @@ imp_error_t *indexer_promote(indexer_op_t *op, indexer_outcome_t *out)
         if (stable.exists)
             snprintf(archived, sizeof(archived), " (version %lld archived)", stable.number);
         json_object_set_new(r, "changed", json_true());
-        json_object_set_new(r, "previous", stable.exists ? json_integer(stable.number) : json_null());
+        json_object_set_new(r, "previous",
+                            stable.exists ? json_integer(stable.number) : json_null());
         if (report != NULL)
             json_object_set(r, "eval", report);
         indexer_succeed(out, r, "kb %s: version %lld is stable%s", op->slug, v.number, archived);
@@ -215,8 +216,7 @@ imp_error_t *indexer_rollback(indexer_op_t *op, indexer_outcome_t *out)
     if (err != NULL)
         return err;
     if (!stable.exists) {
-        indexer_fail(out, indexer_result(op), "kb %s has no stable version to roll back",
-                     op->slug);
+        indexer_fail(out, indexer_result(op), "kb %s has no stable version to roll back", op->slug);
         return NULL;
     }
     const char *params[] = {op->tenant_id, stable.id};

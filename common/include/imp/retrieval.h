@@ -1,6 +1,17 @@
-/* Hybrid retrieval over one knowledge-base version: Postgres full-text rank and exact dense
- * cosine similarity over the version's embeddings held in memory, fused by reciprocal rank,
- * with a confidence in [0, 1] (docs/knowledge-base.md).
+/* Hybrid retrieval over one knowledge-base version: a full-text rank and exact dense cosine
+ * similarity, fused by reciprocal rank, with a confidence in [0, 1]
+ * (docs/knowledge-base.md).
+ *
+ * Both signals run over the version held in memory. The dense one scans the contiguous
+ * float32 matrix of its embeddings. The full-text one ranks, with BM25, the lexemes Postgres
+ * put in the chunks' tsv_simple / tsv_ru / tsv_en columns (loaded with the embeddings),
+ * looked up for the lexemes Postgres makes of the query (imp_kb_query_lexemes, one round
+ * trip without table access). Ranking in SQL instead (ts_rank_cd over the three columns,
+ * imp_retrieval_fts, params.fts_in_postgres) is kept for comparison: with row-level
+ * security the planner cannot use the GIN indexes (the @@ operator is not leakproof), and
+ * the tsvectors are toasted, so every query reads and ranks every chunk of the version:
+ * about 250 ms per query at 20,000 chunks, against a fraction of a millisecond in memory
+ * (tests/bench/retrieval).
  *
  *   imp_retrieval_cache_t *cache = imp_retrieval_cache_new(512 << 20);   // per process
  *   ...
@@ -45,24 +56,42 @@ typedef struct {
     const char *text;
 } imp_retrieval_chunk_t;
 
-/* Load a version's chunks and embeddings (rows ordered by ordinal, read in pages). Errors:
- * poison "kb_version_not_found" (no such version for this tenant: another tenant's version
- * id looks exactly like a missing one), poison "kb_embedding" (an embedding of the wrong
- * size), "retrieval_tenant" (inside a transaction whose tenant differs), pg errors. */
+/* Load a version's chunks, embeddings and full-text lexemes (rows ordered by ordinal, read
+ * in pages) and seal the index. Errors: poison "kb_version_not_found" (no such version for
+ * this tenant: another tenant's version id looks exactly like a missing one), poison
+ * "kb_version_incomplete" (fewer or more chunks than kb_versions.chunk_count: a builder
+ * must insert the version with its final count, in the transaction of its chunks), poison
+ * "kb_embedding" (an embedding of the wrong size), "retrieval_tenant" (inside a
+ * transaction whose tenant differs), pg errors. */
 imp_error_t *imp_retrieval_index_load(imp_pg_t *pg, const char *tenant_id, const char *version_id,
                                       imp_retrieval_index_t **out);
 
-/* An empty index to fill with imp_retrieval_index_add (tests, benchmarks, a builder that
- * already holds the vectors). Reference count 1. */
+/* An empty index to fill with imp_retrieval_index_add and imp_retrieval_index_add_tsvector,
+ * then seal (tests, benchmarks, a builder that already holds the vectors). Reference
+ * count 1. */
 imp_retrieval_index_t *imp_retrieval_index_new(const char *tenant_id, const char *version_id,
                                                const char *embedder_name,
                                                const char *embedder_model, size_t dim);
 
 /* Append a chunk (strings copied; vec has dim floats, stored as given: pass normalised
- * vectors). Ordinals must increase. Only before the index is shared. */
+ * vectors). Ordinals must increase. Only before the index is sealed. */
 void imp_retrieval_index_add(imp_retrieval_index_t *idx, int64_t id, int32_t ordinal,
                              const char *source, const char *heading, const char *text,
                              const float *vec);
+
+/* The full-text configurations, in the order of kb_chunks' columns. */
+#define IMP_RETRIEVAL_CONFIGS 3 /* 0 simple (tsv_simple), 1 russian (tsv_ru), 2 english */
+
+/* Give the chunk added last the lexemes of one of its tsvectors, in Postgres's text form
+ * ("'стрижк':3A,7 'цен':9"; weight A marks the heading). 0, or -1 when malformed. */
+int imp_retrieval_index_add_tsvector(imp_retrieval_index_t *idx, int config, const char *text);
+
+/* Finish building (the postings lists of the lexemes): required before searching, and
+ * before the index is shared between threads. imp_retrieval_index_load seals. */
+void imp_retrieval_index_seal(imp_retrieval_index_t *idx);
+
+/* Distinct (configuration, lexeme) pairs. */
+size_t imp_retrieval_index_terms(const imp_retrieval_index_t *idx);
 
 imp_retrieval_index_t *imp_retrieval_index_ref(imp_retrieval_index_t *idx);
 /* Drop a reference; the last one frees. NULL is a no-op. */
@@ -87,16 +116,19 @@ imp_error_t *imp_retrieval_index_check_embedder(const imp_retrieval_index_t *idx
 /* ---- search ---------------------------------------------------------------------------- */
 
 typedef struct {
-    size_t k;           /* results (top k after fusion) */
-    size_t fts_n;       /* full-text candidates */
-    size_t dense_n;     /* dense candidates */
-    double rrf_k;       /* reciprocal rank fusion constant */
-    double dense_floor; /* cosine at or below which the dense factor of the confidence is 0 */
-    double dense_full;  /* cosine at or above which it is 1 */
+    size_t k;             /* results (top k after fusion) */
+    size_t dense_threads; /* threads of the dense scan; 0: 2 for a matrix of 8 MiB or more */
+    bool fts_in_postgres; /* full text ranked by ts_rank_cd in Postgres (imp_retrieval_fts)
+                             instead of BM25 in memory (imp_retrieval_lexical) */
+    size_t fts_n;         /* full-text candidates */
+    size_t dense_n;       /* dense candidates */
+    double rrf_k;         /* reciprocal rank fusion constant */
+    double dense_floor;   /* cosine at or below which the dense factor of the confidence is 0 */
+    double dense_full;    /* cosine at or above which it is 1 */
 } imp_retrieval_params_t;
 
-/* dense_floor and dense_full suit the hash embedder (related texts score 0.2-0.6 there);
- * a neural model needs its own (bge-m3: about 0.35 and 0.75). */
+/* dense_floor and dense_full suit the hash embedder (a question and the chunk that answers
+ * it score about 0.1-0.4 there); a neural model needs its own, read off its eval set. */
 #define IMP_RETRIEVAL_PARAMS_DEFAULT                                                               \
     ((imp_retrieval_params_t){                                                                     \
         .k = 8, .fts_n = 50, .dense_n = 50, .rrf_k = 60, .dense_floor = 0.08, .dense_full = 0.45})
@@ -104,7 +136,8 @@ typedef struct {
 /* A full-text hit: a chunk of the index's version by ordinal, with its rank score. */
 typedef struct {
     int32_t ordinal;
-    double score; /* ts_rank_cd summed over the three configurations */
+    double score; /* BM25 (in memory) or ts_rank_cd (in Postgres), summed over the
+                     three configurations */
 } imp_retrieval_fts_hit_t;
 
 /* A dense hit: a row of the index and its cosine similarity. */
@@ -138,18 +171,41 @@ typedef struct {
     imp_retrieval_index_t *index; /* the reference that keeps the hits' chunks alive */
 } imp_retrieval_result_t;
 
-/* The full-text candidates of the query in the index's version: each of the 'simple',
- * 'russian' and 'english' configurations turns the query into an OR of its lexemes
- * (imp_kb_tsquery in migrations/0020); ts_rank_cd (heading weighted over text) summed over
- * the three ranks the chunks that match any; the best n, ties by ordinal. *hits is a new
- * array (caller frees), best first. */
+/* The lexemes of a query under the three configurations, as Postgres analyses it (parser,
+ * Snowball stemmers, stop words) after imp_kb_query_terms dropped our own stop words. */
+typedef struct {
+    char **lex[IMP_RETRIEVAL_CONFIGS];
+    size_t n[IMP_RETRIEVAL_CONFIGS];
+} imp_retrieval_lexemes_t;
+
+/* One round trip (SELECT imp_kb_query_lexemes($1)), no table access: usable inside or
+ * outside a transaction, with any tenant. */
+imp_error_t *imp_retrieval_query_lexemes(imp_pg_t *pg, const char *query,
+                                         imp_retrieval_lexemes_t *out);
+void imp_retrieval_lexemes_dispose(imp_retrieval_lexemes_t *l);
+
+/* Full-text candidates in memory: BM25 (k1 1.2, b 0.75, a heading occurrence counts twice)
+ * of every chunk containing any of the lexemes, summed over the configurations; the best n
+ * into out (n entries), ties by ordinal; *nout of them. Pure. */
+void imp_retrieval_lexical(const imp_retrieval_index_t *idx, const imp_retrieval_lexemes_t *q,
+                           size_t n, imp_retrieval_fts_hit_t *out, size_t *nout);
+
+/* Full-text candidates ranked by Postgres: each of the 'simple', 'russian' and 'english'
+ * configurations turns the query into an OR of its lexemes (imp_kb_tsquery in
+ * migrations/0020); ts_rank_cd (heading weighted twice the text) summed over the three
+ * ranks the chunks that match any; the best n, ties by ordinal. *hits is a new array
+ * (caller frees), best first. Slow on large versions (see the top of this file). */
 imp_error_t *imp_retrieval_fts(imp_pg_t *pg, const imp_retrieval_index_t *idx, const char *query,
                                size_t n, imp_retrieval_fts_hit_t **hits, size_t *nhits);
 
+#define IMP_RETRIEVAL_MAX_THREADS 16
+
 /* The n rows most similar to q (dim floats, normalised) by dot product over the whole
- * matrix — exact, no approximate index — kept in a bounded heap (no full sort); best first,
- * ties by row. out holds n entries; *nout = min(n, size). */
-void imp_retrieval_dense(const imp_retrieval_index_t *idx, const float *q, size_t n,
+ * matrix — exact, no approximate index — kept in bounded heaps (no sort of all rows); best
+ * first, ties by row. threads > 1 splits the rows between that many threads (at most
+ * IMP_RETRIEVAL_MAX_THREADS; small matrices are scanned by the caller alone). out holds n
+ * entries; *nout = min(n, size). */
+void imp_retrieval_dense(const imp_retrieval_index_t *idx, const float *q, size_t n, size_t threads,
                          imp_retrieval_dense_hit_t *out, size_t *nout);
 
 /* The pure part: the dense search for qvec, fused with the given full-text hits (best
@@ -159,9 +215,9 @@ void imp_retrieval_fuse(imp_retrieval_index_t *idx, const float *qvec,
                         const imp_retrieval_fts_hit_t *fts, size_t nfts,
                         const imp_retrieval_params_t *params, imp_retrieval_result_t *out);
 
-/* Everything: embed the query (the embedder must be the version's), full-text candidates
- * from Postgres, dense candidates from memory, fusion. Errors from the embedder and pg;
- * out is empty on error. */
+/* Everything: embed the query (the embedder must be the version's), the query's lexemes from
+ * Postgres and full-text candidates from memory (or ranked in Postgres, see params), dense
+ * candidates from memory, fusion. Errors from the embedder and pg; out is empty on error. */
 imp_error_t *imp_retrieval_search(imp_pg_t *pg, imp_retrieval_index_t *idx, imp_embedder_t *emb,
                                   const char *query, const imp_retrieval_params_t *params,
                                   imp_retrieval_result_t *out);

@@ -71,5 +71,5 @@ assert_eq "chunks in the benchmark's version" "$CHUNKS" \
 psql_owner -c "ANALYZE kb_chunks"
 
 "$IMP_BUILD_DIR/bin/bench_retrieval" --dsn "$IMP_PG_APP_DSN" --tenant "$TENANT" \
-    --version "$version" --queries "$QUERIES" --k 8 --dim 1024 \
+    --version "$version" --queries "$QUERIES" --k 8 --dim 1024 --pg-fts-queries 20 \
     "$DEMO/kb_questions.json" "$IMP_SOURCE_DIR/tests/data/kb_heldout.json"

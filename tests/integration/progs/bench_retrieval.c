@@ -3,11 +3,13 @@
  * measured in the same run.
  *
  *   bench_retrieval --dsn DSN --tenant T --version V [--queries 1000] [--k 8] [--dim 1024]
- *                   [QUESTIONS.json ...]
+ *                   [--pg-fts-queries 20] [QUESTIONS.json ...]
  *
  * Queries: the questions of the given files (JSON arrays of {"question"} or strings), then
  * 2-5 words sampled from random chunks of the index, up to --queries. Each query is timed
- * end to end (embedding, the full-text round trip to Postgres, the dense scan, fusion). */
+ * end to end (embedding, the query's lexemes from Postgres, full-text ranking in memory, the
+ * dense scan, fusion) with the default parameters. --pg-fts-queries N runs the first N
+ * queries again with the full text ranked in Postgres instead, for comparison. */
 #include "imp/embed.h"
 #include "imp/log.h"
 #include "imp/mem.h"
@@ -28,6 +30,14 @@ static double now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* CPU time of this process, all threads. */
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
@@ -152,7 +162,7 @@ static double pct(const double *sorted, size_t n, double p)
 
 typedef struct {
     const char *dsn, *tenant, *version;
-    size_t queries, k, dim;
+    size_t queries, k, dim, pg_fts_queries;
     char **files;
     int nfiles;
 } options_t;
@@ -174,6 +184,8 @@ static options_t parse(int argc, char **argv)
             o.k = (size_t)atol(argv[i + 1]);
         else if (strcmp(argv[i], "--dim") == 0)
             o.dim = (size_t)atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--pg-fts-queries") == 0)
+            o.pg_fts_queries = (size_t)atol(argv[i + 1]);
     }
     o.files = argv + i;
     o.nfiles = argc - i;
@@ -195,7 +207,8 @@ static void bench_memory(double *read_gbs, double *copy_gbs)
 }
 
 /* Dense scans alone: mean milliseconds per full scan of the matrix. */
-static double bench_dense(const imp_retrieval_index_t *idx, size_t dim, size_t n_out)
+static double bench_dense(const imp_retrieval_index_t *idx, size_t dim, size_t n_out,
+                          size_t threads)
 {
     float *q = imp_malloc(dim * sizeof(float));
     imp_retrieval_dense_hit_t *hits = imp_malloc(n_out * sizeof(*hits));
@@ -207,7 +220,7 @@ static double bench_dense(const imp_retrieval_index_t *idx, size_t dim, size_t n
             q[k] = (float)((double)(next_rand() >> 11) / 9007199254740992.0 - 0.5);
         imp_embed_normalize(q, dim);
         double t0 = now_ms();
-        imp_retrieval_dense(idx, q, n_out, hits, &nh);
+        imp_retrieval_dense(idx, q, n_out, threads, hits, &nh);
         if (r >= 3) /* the first scans warm the TLB and the page tables */
             total += now_ms() - t0;
     }
@@ -234,8 +247,10 @@ int main(int argc, char **argv)
 
     double read_gbs, copy_gbs;
     bench_memory(&read_gbs, &copy_gbs);
-    double dense_ms = bench_dense(idx, o.dim, 50);
-    double dense_gbs = matrix_mb / 1e3 / (dense_ms / 1e3);
+    double dense1_ms = bench_dense(idx, o.dim, 50, 1);
+    double dense2_ms = bench_dense(idx, o.dim, 50, 2);
+    double dense1_gbs = matrix_mb / 1e3 / (dense1_ms / 1e3);
+    double dense2_gbs = matrix_mb / 1e3 / (dense2_ms / 1e3);
 
     queries_t qs = {0};
     for (int f = 0; f < o.nfiles; f++)
@@ -248,6 +263,7 @@ int main(int argc, char **argv)
     double *lat = imp_malloc(o.queries * sizeof(double));
     imp_retrieval_timings_t sum = {0};
     size_t hits = 0;
+    double cpu0 = cpu_ms();
     for (size_t i = 0; i < o.queries + WARMUP; i++) {
         const char *q = qs.q[i < WARMUP ? i % qs.n : i - WARMUP];
         imp_retrieval_result_t res = {0};
@@ -264,26 +280,59 @@ int main(int argc, char **argv)
         }
         imp_retrieval_result_dispose(&res);
     }
+    double cpu_per_query = (cpu_ms() - cpu0) / (double)(o.queries + WARMUP);
     qsort(lat, o.queries, sizeof(double), cmp_double);
     double nq = (double)o.queries;
 
+    /* For comparison: the same searches with full text ranked by Postgres (a few only). */
+    size_t pg_fts_queries = o.pg_fts_queries < qs.n ? o.pg_fts_queries : qs.n;
+    double *pg_lat = imp_malloc((pg_fts_queries + 1) * sizeof(double)), pg_p50 = 0, pg_max = 0;
+    imp_retrieval_params_t pgp = p;
+    pgp.fts_in_postgres = true;
+    for (size_t i = 0; i < pg_fts_queries; i++) {
+        imp_retrieval_result_t res = {0};
+        double a = now_ms();
+        must(imp_retrieval_search(pg, idx, emb, qs.q[i], &pgp, &res), "search (postgres)");
+        pg_lat[i] = now_ms() - a;
+        imp_retrieval_result_dispose(&res);
+    }
+    if (pg_fts_queries > 0) {
+        qsort(pg_lat, pg_fts_queries, sizeof(double), cmp_double);
+        pg_p50 = pct(pg_lat, pg_fts_queries, 0.5);
+        pg_max = pg_lat[pg_fts_queries - 1];
+    }
+    free(pg_lat);
+
     printf("retrieval benchmark: %zu chunks of one tenant, dimension %zu, top-%zu hybrid\n", n,
            o.dim, o.k);
-    printf("  index load from Postgres     %8.0f ms   (matrix %.1f MB)\n", load_ms, matrix_mb);
+    printf("  index load from Postgres     %8.0f ms   (matrix %.1f MB; %.1f MB in all with %zu "
+           "lexemes and the texts)\n",
+           load_ms, matrix_mb, (double)imp_retrieval_index_bytes(idx) / 1e6,
+           imp_retrieval_index_terms(idx));
     printf("  queries                      %8zu      (%zu hits returned)\n", o.queries, hits);
     printf("  latency p50                  %8.2f ms\n", pct(lat, o.queries, 0.50));
     printf("  latency p90                  %8.2f ms\n", pct(lat, o.queries, 0.90));
     printf("  latency p99                  %8.2f ms   (target <= 10 ms: %s)\n",
            pct(lat, o.queries, 0.99), pct(lat, o.queries, 0.99) <= 10.0 ? "met" : "MISSED");
     printf("  latency max                  %8.2f ms\n", lat[o.queries - 1]);
-    printf("  mean per stage: embed %.3f ms, full text (Postgres round trip) %.3f ms, "
+    printf("  CPU time per query           %8.2f ms   (this process, all its threads)\n",
+           cpu_per_query);
+    printf("  mean per stage: embed %.3f ms, full text (lexemes from Postgres + BM25) %.3f ms, "
            "dense scan %.3f ms, fusion %.3f ms\n",
            sum.embed_ms / nq, sum.fts_ms / nq, sum.dense_ms / nq, sum.fuse_ms / nq);
-    printf("  dense scan alone             %8.2f ms per query = %.1f GB/s of the matrix\n",
-           dense_ms, dense_gbs);
-    printf("  memory bandwidth (this run)  read %.1f GB/s, memcpy %.1f GB/s copied\n", read_gbs,
-           copy_gbs);
-    printf("  dense scan / read bandwidth  %8.0f %%\n", 100.0 * dense_gbs / read_gbs);
+    printf(
+        "  dense scan alone, 1 thread   %8.2f ms per query = %.1f GB/s of the matrix (%.0f %% of "
+        "the read bandwidth)\n",
+        dense1_ms, dense1_gbs, 100.0 * dense1_gbs / read_gbs);
+    printf("  dense scan alone, 2 threads  %8.2f ms per query = %.1f GB/s of the matrix\n",
+           dense2_ms, dense2_gbs);
+    printf("  memory bandwidth (this run)  read %.1f GB/s (one thread), memcpy %.1f GB/s "
+           "copied\n",
+           read_gbs, copy_gbs);
+    if (pg_fts_queries > 0)
+        printf("  full text ranked in Postgres (ts_rank_cd, %zu queries): p50 %.1f ms, max "
+               "%.1f ms\n",
+               pg_fts_queries, pg_p50, pg_max);
 
     for (size_t i = 0; i < qs.n; i++)
         free(qs.q[i]);

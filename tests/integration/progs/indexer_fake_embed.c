@@ -98,8 +98,8 @@ static void on_request(const fake_http_request_t *req, fake_http_reply_t *reply,
         hung++;
         delay = ms;
     } else if (sscanf(mode, "reject %ld %399[^\n]", &status, text) == 2) {
-        json_t *err = json_pack("{s:{s:s, s:s}}", "error", "message", text, "type",
-                                "invalid_request_error");
+        json_t *err =
+            json_pack("{s:{s:s, s:s}}", "error", "message", text, "type", "invalid_request_error");
         body = json_dumps(err, JSON_COMPACT);
         json_decref(err);
     }

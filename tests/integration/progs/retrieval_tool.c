@@ -6,7 +6,9 @@
  *       comes from the extension (.md markdown, .txt text, .csv qa_csv, .json qa_json)
  *   retrieval_tool eval --dsn DSN --tenant T --version V --questions FILE [--k 3]
  *                       [--label L] [--min-hit R] [--offtopic FILE] [--max-offtopic C]
- *       prints hit@1 and hit@k; exits 1 below --min-hit or above --max-offtopic
+ *                       [--fts-postgres]
+ *       prints hit@1 and hit@k; exits 1 below --min-hit or above --max-offtopic;
+ *       --fts-postgres ranks the full text with ts_rank_cd in Postgres instead of BM25
  *   retrieval_tool query --dsn DSN --tenant T --version V [--k 8] [--log-op UUID] TEXT
  *       prints the hits; with --log-op also writes retrieval_log and prints "logged 1|0"
  *   retrieval_tool isolation --dsn DSN [--threads 4] [--rounds 3] T:V:QFILE...
@@ -35,7 +37,17 @@ static const char *opt_dsn, *opt_tenant, *opt_version, *opt_questions, *opt_labe
 static const char *opt_offtopic, *opt_log_op;
 static long opt_dim = 1024, opt_k = 0, opt_threads = 4, opt_rounds = 3;
 static double opt_min_hit = -1, opt_max_offtopic = 2;
-static int opt_promote;
+static int opt_promote, opt_fts_postgres;
+
+/* The search parameters of this run. */
+static imp_retrieval_params_t params(size_t k)
+{
+    imp_retrieval_params_t p = IMP_RETRIEVAL_PARAMS_DEFAULT;
+    if (k > 0)
+        p.k = k;
+    p.fts_in_postgres = opt_fts_postgres != 0;
+    return p;
+}
 
 static void die(const char *what, imp_error_t *err)
 {
@@ -350,8 +362,7 @@ static imp_retrieval_index_t *load_index_or_die(imp_pg_t *pg, const char *tenant
 static void print_top(imp_pg_t *pg, imp_retrieval_index_t *idx, imp_embedder_t *e, const char *q,
                       size_t k, const char *indent)
 {
-    imp_retrieval_params_t p = IMP_RETRIEVAL_PARAMS_DEFAULT;
-    p.k = k;
+    imp_retrieval_params_t p = params(k);
     imp_retrieval_result_t res = {0};
     must(imp_retrieval_search(pg, idx, e, q, &p, &res), "search");
     for (size_t h = 0; h < res.n; h++) {
@@ -377,7 +388,8 @@ static double offtopic(imp_pg_t *pg, imp_retrieval_index_t *idx, imp_embedder_t 
     double max = 0, sum = 0;
     for (size_t i = 0; i < q.n; i++) {
         imp_retrieval_result_t res = {0};
-        must(imp_retrieval_search(pg, idx, e, q.q[i].question, NULL, &res), "search");
+        imp_retrieval_params_t p = params(0);
+        must(imp_retrieval_search(pg, idx, e, q.q[i].question, &p, &res), "search");
         printf("  off-topic %.3f  %s\n", res.confidence, q.q[i].question);
         sum += res.confidence;
         if (res.confidence > max)
@@ -399,7 +411,8 @@ static int cmd_eval(void)
     load_questions(opt_questions, &q);
     size_t k = opt_k > 0 ? (size_t)opt_k : 3;
     imp_retrieval_eval_t ev = {0};
-    must(imp_retrieval_eval(pg, idx, e, q.q, q.n, k, NULL, &ev), "eval");
+    imp_retrieval_params_t p = params(0);
+    must(imp_retrieval_eval(pg, idx, e, q.q, q.n, k, &p, &ev), "eval");
     double *conf = imp_malloc((q.n ? q.n : 1) * sizeof(double));
     for (size_t i = 0; i < q.n; i++) {
         conf[i] = ev.confidence[i];
@@ -440,8 +453,9 @@ static int cmd_query(const char *text)
     print_top(pg, idx, e, text, opt_k > 0 ? (size_t)opt_k : 8, "");
     if (opt_log_op != NULL) {
         imp_retrieval_result_t res = {0};
+        imp_retrieval_params_t p = params(0);
         bool inserted = false;
-        must(imp_retrieval_search(pg, idx, e, text, NULL, &res), "search");
+        must(imp_retrieval_search(pg, idx, e, text, &p, &res), "search");
         must(imp_retrieval_log_write(pg, opt_log_op, text, &res, &inserted), "log");
         printf("logged %d\n", inserted);
         imp_retrieval_result_dispose(&res);
@@ -540,6 +554,10 @@ static int parse_options(int argc, char **argv)
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(o, "--promote") == 0) {
             opt_promote = 1;
+            continue;
+        }
+        if (strcmp(o, "--fts-postgres") == 0) {
+            opt_fts_postgres = 1;
             continue;
         }
         if (v == NULL)

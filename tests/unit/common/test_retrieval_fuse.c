@@ -1,14 +1,17 @@
-/* Retrieval without Postgres: the exact dense top-n against a brute-force sort, reciprocal
+/* Retrieval without Postgres: the exact dense top-n against a brute-force sort, on one and
+ * several threads and while the caller does something else, reciprocal
  * rank fusion with given full-text hits (ranks, scores, ties, unknown and repeated ordinals,
  * k), the confidence formula, the embedder check, the log JSON, references, and the cache's
  * bookkeeping (LRU bound, invalidation, a load racing an invalidation). */
-#include "retrieval.c" /* the module itself: the cache's insert and eviction are tested directly */
+#include "retrieval.c"       /* the module itself: its static helpers are tested directly */
+#include "retrieval_cache.c" /* the cache's insert and eviction */
 
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TENANT_A "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 #define TENANT_B "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
@@ -39,6 +42,7 @@ static imp_retrieval_index_t *random_index(size_t n, size_t dim)
         imp_retrieval_index_add(idx, (int64_t)i + 1000, (int32_t)i, "src", "", "text", v);
     }
     free(v);
+    imp_retrieval_index_seal(idx);
     return idx;
 }
 
@@ -57,27 +61,36 @@ static int cmp_scored(const void *a, const void *b)
 
 START_TEST(dense_is_exact)
 {
-    const size_t n = 3000, dim = 64, top = 10;
+    const size_t n = 5000, dim = 64, top = 10;
     imp_retrieval_index_t *idx = random_index(n, dim);
     float q[64];
     random_unit(q, dim);
     scored_t *all = imp_malloc(n * sizeof(*all));
     for (size_t i = 0; i < n; i++)
-        all[i] = (scored_t){i, dot(q, imp_retrieval_index_vector(idx, i), dim)};
+        all[i] = (scored_t){i, retrieval_dot(q, imp_retrieval_index_vector(idx, i), dim)};
     qsort(all, n, sizeof(*all), cmp_scored);
-    imp_retrieval_dense_hit_t hits[10];
-    size_t nh = 0;
-    imp_retrieval_dense(idx, q, top, hits, &nh);
-    ck_assert_uint_eq(nh, top);
-    for (size_t i = 0; i < top; i++) {
-        ck_assert_uint_eq(hits[i].row, all[i].row);
-        ck_assert_float_eq(hits[i].score, all[i].score);
+    /* One thread or several, with the caller joining at once or after a while: all the same
+     * top, equal to the sort of every score. */
+    for (size_t threads = 1; threads <= 4; threads++) {
+        for (int late = 0; late < 2; late++) {
+            imp_retrieval_dense_hit_t hits[10];
+            size_t nh = 0;
+            retrieval_dense_job_t *job = retrieval_dense_begin(idx, q, top, threads);
+            if (late)
+                usleep(20000); /* the helpers take most blocks meanwhile */
+            retrieval_dense_end(job, hits, &nh);
+            ck_assert_uint_eq(nh, top);
+            for (size_t i = 0; i < top; i++) {
+                ck_assert_uint_eq(hits[i].row, all[i].row);
+                ck_assert_float_eq(hits[i].score, all[i].score);
+            }
+        }
     }
     /* The kernel against a plain loop. */
     double plain = 0;
     for (size_t k = 0; k < dim; k++)
         plain += (double)q[k] * imp_retrieval_index_vector(idx, 7)[k];
-    ck_assert_double_eq_tol(dot(q, imp_retrieval_index_vector(idx, 7), dim), plain, 1e-5);
+    ck_assert_double_eq_tol(retrieval_dot(q, imp_retrieval_index_vector(idx, 7), dim), plain, 1e-5);
     free(all);
     imp_retrieval_index_unref(idx);
 }
@@ -91,15 +104,15 @@ START_TEST(dense_ties_and_bounds)
         imp_retrieval_index_add(idx, i, i, "s", "", "t", i == 2 ? other : same);
     imp_retrieval_dense_hit_t hits[8];
     size_t nh = 0;
-    imp_retrieval_dense(idx, same, 3, hits, &nh);
+    imp_retrieval_dense(idx, same, 3, 1, hits, &nh);
     ck_assert_uint_eq(nh, 3);
     ck_assert_uint_eq(hits[0].row, 0); /* equal scores: lower rows first */
     ck_assert_uint_eq(hits[1].row, 1);
     ck_assert_uint_eq(hits[2].row, 3);
-    imp_retrieval_dense(idx, same, 8, hits, &nh); /* more than the index holds */
+    imp_retrieval_dense(idx, same, 8, 4, hits, &nh); /* more than the index holds */
     ck_assert_uint_eq(nh, 5);
     ck_assert_uint_eq(hits[4].row, 2);
-    imp_retrieval_dense(idx, same, 0, hits, &nh);
+    imp_retrieval_dense(idx, same, 0, 1, hits, &nh);
     ck_assert_uint_eq(nh, 0);
     imp_retrieval_index_unref(idx);
 }
