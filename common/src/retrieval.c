@@ -101,6 +101,10 @@ void imp_retrieval_index_unref(imp_retrieval_index_t *idx)
     }
     free(idx->chunks);
     free(idx->matrix);
+    free(idx->qmatrix);
+    free(idx->qscale);
+    free(idx->ql1);
+    free(idx->ql2);
     kb_lexicon_free(idx->lexicon);
     free(idx->tenant);
     free(idx->version);
@@ -121,8 +125,9 @@ size_t imp_retrieval_index_dim(const imp_retrieval_index_t *idx)
 
 size_t imp_retrieval_index_bytes(const imp_retrieval_index_t *idx)
 {
+    size_t quantised = idx->qmatrix ? idx->n * (idx->dim * sizeof(int16_t) + 3 * sizeof(float)) : 0;
     return sizeof(*idx) + idx->cap * (idx->dim * sizeof(float) + sizeof(*idx->chunks)) +
-           idx->text_bytes + kb_lexicon_bytes(idx->lexicon);
+           idx->text_bytes + kb_lexicon_bytes(idx->lexicon) + quantised;
 }
 
 int imp_retrieval_index_add_tsvector(imp_retrieval_index_t *idx, int config, const char *text)
@@ -135,7 +140,10 @@ int imp_retrieval_index_add_tsvector(imp_retrieval_index_t *idx, int config, con
 
 void imp_retrieval_index_seal(imp_retrieval_index_t *idx)
 {
+    if (kb_lexicon_sealed(idx->lexicon))
+        return;
     kb_lexicon_seal(idx->lexicon, (uint32_t)idx->n);
+    retrieval_quantize(idx);
 }
 
 size_t imp_retrieval_index_terms(const imp_retrieval_index_t *idx)

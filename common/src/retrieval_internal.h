@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct imp_retrieval_index {
     atomic_size_t refs;
@@ -20,7 +21,15 @@ struct imp_retrieval_index {
     size_t text_bytes;
     kb_lexicon_t *lexicon;
     long long expected; /* kb_versions.chunk_count, when loaded */
+    /* Made by seal (retrieval_quantize): the matrix as 16-bit integers, each row scaled by
+     * qscale[row]; the 1-norm of the row's integers ql1[row] and the 2-norm of its floats
+     * ql2[row]. */
+    int16_t *qmatrix;
+    float *qscale, *ql1, *ql2;
 };
+
+/* Build the quantised copy of the matrix (seal). */
+void retrieval_quantize(imp_retrieval_index_t *idx);
 
 /* Dot product of two vectors of n floats. */
 float retrieval_dot(const float *a, const float *b, size_t n);

@@ -159,6 +159,8 @@ static imp_error_t *settle(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope
     case OUT_SENT:
         err = send_record(pg, ev, "sent", r->provider_message_id, NULL);
         if (err == NULL)
+            err = send_trace_ms(pg, ev, m);
+        if (err == NULL)
             err = emit_delivery(ctx, ev, m, "sent", r->provider_message_id, NULL, attempts);
         return err;
     case OUT_UNKNOWN:

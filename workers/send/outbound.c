@@ -27,6 +27,12 @@
 #define SQL_SETTLE                                                                                 \
     "UPDATE outbound SET state = $2, provider_message_id = coalesce($3, provider_message_id), "    \
     "last_error = $4, next_attempt_at = NULL, updated_at = now() WHERE operation_id = $1"
+/* The turn's send_ms (docs/answers.md: qc writes the trace, send adds send_ms): from qc emitting
+ * the customer's reply (the outbound event's time) to the provider's 2xx. The trace is found
+ * by the draft, the outbound event's cause. */
+#define SQL_TRACE_SEND_MS                                                                          \
+    "UPDATE message_traces SET send_ms = $3::int WHERE tenant_id = $1::uuid "                      \
+    "AND draft_id = $2::uuid AND send_ms IS NULL"
 #define SQL_RELEASE                                                                                \
     "UPDATE outbound SET state = 'pending', last_error = $2, next_attempt_at = CASE WHEN $3 > 0 "  \
     "THEN clock_timestamp() + $3 * interval '1 millisecond' END, updated_at = now() "              \
@@ -177,6 +183,20 @@ imp_error_t *send_record(imp_pg_t *pg, const imp_envelope_t *ev, const char *sta
             imp_error_new(IMP_ERR_POISON, "outbound_missing", "outbound row %s not found", ev->id);
     imp_pg_result_free(res);
     return err;
+}
+
+imp_error_t *send_trace_ms(imp_pg_t *pg, const imp_envelope_t *ev, const send_msg_t *m)
+{
+    uint8_t u[IMP_UUID_LEN];
+    if (strcmp(m->purpose, "answer") != 0 && strcmp(m->purpose, "safe_reply") != 0)
+        return NULL;
+    if (imp_uuid_parse(ev->causationid, strlen(ev->causationid), u) != 0)
+        return NULL; /* not caused by a draft: no trace */
+    int64_t ms = imp_envelope_time_now_ms() - ev->time_ms;
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%lld", (long long)(ms < 0 ? 0 : ms > INT32_MAX ? INT32_MAX : ms));
+    const char *params[] = {ev->tenantid, ev->causationid, buf};
+    return imp_pg_exec_cached(pg, SQL_TRACE_SEND_MS, 3, params, NULL);
 }
 
 char *send_event_key(const imp_envelope_t *ev, const send_msg_t *m)

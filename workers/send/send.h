@@ -153,6 +153,8 @@ imp_error_t *send_delivery_event(const imp_envelope_t *ev, const send_msg_t *m, 
                                  const char *provider_message_id, const char *error, int attempts,
                                  imp_envelope_t *out);
 /* The Kafka key "<tenant>:<conversation key>" (new string). */
+/* Sets message_traces.send_ms of the turn an answer or safe reply belongs to (none: no-op). */
+imp_error_t *send_trace_ms(imp_pg_t *pg, const imp_envelope_t *ev, const send_msg_t *m);
 char *send_event_key(const imp_envelope_t *ev, const send_msg_t *m);
 
 /* guard.c: per-tenant rate limit and per-(tenant, provider) breaker; degrade without Redis. */

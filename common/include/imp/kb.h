@@ -92,11 +92,11 @@ typedef struct {
     size_t n;
 } imp_kb_chunks_t;
 
-/* Chunk one source. text need not be NUL-terminated. On error out is empty and the error
- * is poison: "kb_too_large" (more than IMP_KB_SOURCE_MAX bytes), "kb_utf8" (invalid UTF-8
- * or a NUL byte; the message gives the byte offset), "kb_csv" / "kb_json" (malformed Q&A;
- * the message gives the record and line), "kb_settings". Empty or blank input: zero
- * chunks, no error. */
+/* Chunk one source with the settings (NULL: IMP_KB_CHUNK_DEFAULTS). text need not be
+ * NUL-terminated. On error out is empty and the error is poison: "kb_too_large" (more than
+ * IMP_KB_SOURCE_MAX bytes), "kb_utf8" (invalid UTF-8 or a NUL byte; the message gives the byte
+ * offset), "kb_csv" / "kb_json" (malformed Q&A; the message gives the record and line),
+ * "kb_settings", "kb_format". Empty or blank input: zero chunks, no error. */
 imp_error_t *imp_kb_chunk(imp_kb_format_t format, const char *text, size_t len,
                           const imp_kb_chunk_settings_t *settings, imp_kb_chunks_t *out);
 

@@ -2,9 +2,10 @@
  * similarity, fused by reciprocal rank, with a confidence in [0, 1]
  * (docs/knowledge-base.md).
  *
- * Both signals run over the version held in memory. The dense one scans the contiguous
- * float32 matrix of its embeddings. The full-text one ranks, with BM25, the lexemes Postgres
- * put in the chunks' tsv_simple / tsv_ru / tsv_en columns (loaded with the embeddings),
+ * Both signals run over the version held in memory. The dense one is an exact scan of the
+ * contiguous float32 matrix of its embeddings (with a quantised prefilter that provably
+ * changes nothing, see imp_retrieval_dense). The full-text one ranks, with BM25, the lexemes
+ * Postgres put in the chunks' tsv_simple / tsv_ru / tsv_en columns (loaded with the embeddings),
  * looked up for the lexemes Postgres makes of the query (imp_kb_query_lexemes, one round
  * trip without table access). Ranking in SQL instead (ts_rank_cd over the three columns,
  * imp_retrieval_fts, params.fts_in_postgres) is kept for comparison: with row-level
@@ -201,12 +202,21 @@ imp_error_t *imp_retrieval_fts(imp_pg_t *pg, const imp_retrieval_index_t *idx, c
 #define IMP_RETRIEVAL_MAX_THREADS 16
 
 /* The n rows most similar to q (dim floats, normalised) by dot product over the whole
- * matrix — exact, no approximate index — kept in bounded heaps (no sort of all rows); best
- * first, ties by row. threads > 1 splits the rows between that many threads (at most
- * IMP_RETRIEVAL_MAX_THREADS; small matrices are scanned by the caller alone). out holds n
- * entries; *nout = min(n, size). */
+ * matrix — exact, no approximate index — best first, ties by row; out holds n entries,
+ * *nout = min(n, size). The rows are first scored from a copy of the matrix quantised to
+ * 16 bits (made by seal), with a proven bound on each score's error; only rows whose upper
+ * bound reaches the n-th best lower bound are scored again from the float32 matrix, so the
+ * result is exactly imp_retrieval_dense_plain's while reading about half the bytes.
+ * threads > 1 shares the rows with threads - 1 helper threads (at most
+ * IMP_RETRIEVAL_MAX_THREADS; small matrices are scanned by the caller alone). The index
+ * must be sealed. */
 void imp_retrieval_dense(const imp_retrieval_index_t *idx, const float *q, size_t n, size_t threads,
                          imp_retrieval_dense_hit_t *out, size_t *nout);
+
+/* The same by reading every row of the float32 matrix, one thread: the reference, and the
+ * benchmark's measure of the matrix scan against the memory bandwidth. */
+void imp_retrieval_dense_plain(const imp_retrieval_index_t *idx, const float *q, size_t n,
+                               imp_retrieval_dense_hit_t *out, size_t *nout);
 
 /* The pure part: the dense search for qvec, fused with the given full-text hits (best
  * first; ordinals not in the index are ignored), top k with each signal's rank and score,

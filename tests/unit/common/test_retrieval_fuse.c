@@ -96,12 +96,61 @@ START_TEST(dense_is_exact)
 }
 END_TEST
 
+/* The quantised prefilter never drops a row of the exact top n: clusters of near-duplicate
+ * rows (differences far below the quantisation step), rows with one dominant component,
+ * rows that are not normalised, and queries taken from the clusters, against a brute-force
+ * sort of the float32 scores. */
+START_TEST(prefilter_is_exact)
+{
+    const size_t dim = 96, clusters = 150, copies = 6, top = 25;
+    imp_retrieval_index_t *idx = imp_retrieval_index_new(TENANT_A, "v1", "hash", "m", dim);
+    float base[96], v[96];
+    size_t n = 0;
+    for (size_t c = 0; c < clusters; c++) {
+        random_unit(base, dim);
+        for (size_t k = 0; k < copies; k++, n++) {
+            for (size_t i = 0; i < dim; i++)
+                v[i] = base[i] + frand() * 1e-5f;
+            if (c % 10 == 0) /* spiky: one component dominates the row's scale */
+                v[c % dim] += 5.0f;
+            imp_embed_normalize(v, dim);
+            if (c % 7 == 0) /* longer than 1 */
+                for (size_t i = 0; i < dim; i++)
+                    v[i] *= 7.0f;
+            imp_retrieval_index_add(idx, (int64_t)n, (int32_t)n, "s", "", "t", v);
+        }
+    }
+    imp_retrieval_index_seal(idx);
+    scored_t *all = imp_malloc(n * sizeof(*all));
+    for (size_t qn = 0; qn < 40; qn++) {
+        const float *qv = imp_retrieval_index_vector(idx, (qn * 37) % n);
+        for (size_t i = 0; i < dim; i++)
+            v[i] = qv[i] + frand() * 1e-3f;
+        imp_embed_normalize(v, dim);
+        for (size_t i = 0; i < n; i++)
+            all[i] = (scored_t){i, retrieval_dot(v, imp_retrieval_index_vector(idx, i), dim)};
+        qsort(all, n, sizeof(*all), cmp_scored);
+        imp_retrieval_dense_hit_t hits[25];
+        size_t nh = 0;
+        imp_retrieval_dense(idx, v, top, 1 + qn % 2, hits, &nh);
+        ck_assert_uint_eq(nh, top);
+        for (size_t i = 0; i < top; i++) {
+            ck_assert_uint_eq(hits[i].row, all[i].row);
+            ck_assert_float_eq(hits[i].score, all[i].score);
+        }
+    }
+    free(all);
+    imp_retrieval_index_unref(idx);
+}
+END_TEST
+
 START_TEST(dense_ties_and_bounds)
 {
     imp_retrieval_index_t *idx = imp_retrieval_index_new(TENANT_A, "v1", "hash", "m", 4);
     float same[4] = {1, 0, 0, 0}, other[4] = {0, 1, 0, 0};
     for (int i = 0; i < 5; i++)
         imp_retrieval_index_add(idx, i, i, "s", "", "t", i == 2 ? other : same);
+    imp_retrieval_index_seal(idx);
     imp_retrieval_dense_hit_t hits[8];
     size_t nh = 0;
     imp_retrieval_dense(idx, same, 3, 1, hits, &nh);
@@ -128,6 +177,7 @@ static imp_retrieval_index_t *known_index(void)
     for (int i = 0; i < 6; i++)
         imp_retrieval_index_add(idx, 100 + i, 10 * (i + 1), i < 3 ? "one.md" : "two.md",
                                 headings[i], "text of the chunk", rows[i]);
+    imp_retrieval_index_seal(idx);
     return idx;
 }
 
@@ -207,6 +257,7 @@ END_TEST
 START_TEST(empty_index)
 {
     imp_retrieval_index_t *idx = imp_retrieval_index_new(TENANT_A, "v1", "hash", "m", 4);
+    imp_retrieval_index_seal(idx);
     imp_retrieval_fts_hit_t fts[] = {{1, 1.0}};
     imp_retrieval_result_t res = {0};
     imp_retrieval_fuse(idx, E0, fts, 1, NULL, &res);
@@ -380,6 +431,7 @@ static Suite *suite(void)
     Suite *s = suite_create("retrieval_fuse");
     TCase *tc = tcase_create("fuse");
     tcase_add_test(tc, dense_is_exact);
+    tcase_add_test(tc, prefilter_is_exact);
     tcase_add_test(tc, dense_ties_and_bounds);
     tcase_add_test(tc, fusion_ranks_and_scores);
     tcase_add_test(tc, fusion_confidence_cases);
