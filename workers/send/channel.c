@@ -21,7 +21,10 @@ imp_error_t *send_route(const send_t *st, const char *kind, const send_channel_t
         return NULL;
     }
     if (strcmp(kind, "generic") == 0) {
-        *provider = &send_provider_generic;
+        /* No callback URL: nowhere to deliver, so the reply is recorded (like an unset
+         * provider URL) rather than dead-lettered. */
+        const char *cb = json_string_value(json_object_get(ch->settings, "callback_url"));
+        *provider = cb != NULL && cb[0] != '\0' ? &send_provider_generic : &send_provider_sink;
         return NULL;
     }
     if (strcmp(kind, "chatflow") == 0) {
