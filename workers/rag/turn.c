@@ -245,7 +245,7 @@ imp_error_t *rag_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *u
 {
     (void)user;
     long long t0 = mono_ms();
-    turn_t t;
+    turn_t t = {0};
     char *instruction = NULL, version[IMP_UUID_STR_SIZE];
     imp_retrieval_result_t res = {0};
     answer_t a = {0};

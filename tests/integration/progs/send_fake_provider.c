@@ -89,8 +89,8 @@ static void on_request(const fake_http_request_t *req, fake_http_reply_t *reply,
     }
     reply->body = error_body;
     if (status == 429 && retry_after >= 0) {
-        char *h = malloc(64);
-        snprintf(h, 64, "Retry-After: %ld\r\nContent-Type: application/json\r\n", retry_after);
+        char *h = malloc(96);
+        snprintf(h, 96, "Retry-After: %ld\r\nContent-Type: application/json\r\n", retry_after);
         reply->headers = h;
     } else {
         reply->headers = "Content-Type: application/json\r\n";
