@@ -29,6 +29,7 @@ typedef struct {
     char *emit_topic;
     long long sleep_us;
     bool noop;
+    char *topic;
 } settings_t;
 
 static const imp_config_entry_t config_table[] = {
@@ -45,6 +46,8 @@ static const imp_config_entry_t config_table[] = {
      offsetof(settings_t, sleep_us)},
     {"IMP_EXAMPLE_NOOP", IMP_CFG_BOOL, "false", 0, 0, 0, "record no effect row",
      offsetof(settings_t, noop)},
+    {"IMP_EXAMPLE_TOPIC", IMP_CFG_STRING, "imp.test.v1", 0, 0, 0, "the input topic",
+     offsetof(settings_t, topic)},
 };
 
 static settings_t settings;
@@ -118,13 +121,16 @@ static imp_error_t *handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void
 
 int main(int argc, char **argv)
 {
-    static const char *const topics[] = {"imp.test.v1"};
+    /* The input topic is needed before imp_worker_main loads the settings (IMP_EXAMPLE_TOPIC
+     * is in the table for --help and validation). */
+    const char *topics[1];
     imp_worker_def_t def = {
         .name = "example",
         .topics = topics,
         .ntopics = 1,
         .handler = handle,
     };
+    topics[0] = getenv("IMP_EXAMPLE_TOPIC") ? getenv("IMP_EXAMPLE_TOPIC") : "imp.test.v1";
     return imp_worker_main(argc, argv, "imperium-example", "The runtime tests' example worker.",
                            config_table, IMP_ARRAY_LEN(config_table), &settings,
                            offsetof(settings_t, rt), &def);
