@@ -35,13 +35,13 @@ enum {
 };
 
 typedef struct {
-    const char *name;        /* the environment variable */
+    const char *name; /* the environment variable */
     imp_cfg_type_t type;
-    const char *def;         /* default as text; NULL means required */
-    double min, max;         /* bounds for numeric types (ignored when min == max == 0) */
+    const char *def; /* default as text; NULL means required */
+    double min, max; /* bounds for numeric types (ignored when min == max == 0) */
     int flags;
     const char *description;
-    size_t offset;           /* where the value goes in the settings struct */
+    size_t offset; /* where the value goes in the settings struct */
 } imp_config_entry_t;
 
 /* Fill settings from the environment (getenv). On error nothing needs freeing beyond
