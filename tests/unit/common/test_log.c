@@ -99,9 +99,13 @@ END_TEST
 START_TEST(timestamp_format)
 {
     capture_start(IMP_LOG_LEVEL_DEBUG);
-    time_t before = time(NULL);
+    /* The logger reads CLOCK_REALTIME; time() may use a coarser clock that lags it across a
+     * second boundary, so read the same clock here. */
+    struct timespec ts0, ts1;
+    clock_gettime(CLOCK_REALTIME, &ts0);
     IMP_LOG_INFO("tick", IMP_LI("n", 1));
-    time_t after = time(NULL);
+    clock_gettime(CLOCK_REALTIME, &ts1);
+    time_t before = ts0.tv_sec, after = ts1.tv_sec;
     json_t *o = only_line();
     const char *ts = str_field(o, "ts");
 
