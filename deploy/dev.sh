@@ -172,6 +172,9 @@ IMP_PG_API_DSN=postgresql://imperium_api@127.0.0.1:$DEV_PG_PORT/imperium
 IMP_PG_ADMIN_DSN=postgresql://postgres@127.0.0.1:$DEV_PG_PORT/imperium
 IMP_REDIS_URL=redis://127.0.0.1:$DEV_REDIS_PORT/0
 IMP_KAFKA_BROKERS=$brokers
+# The dev broker answers an empty fetch only after the whole fetch.wait.max.ms, even when
+# data arrives meanwhile (a real broker answers at once): keep the wait short here.
+IMP_KAFKA_CONSUMER_PROPS=fetch.wait.max.ms=5
 IMP_DEVBROKER_CONTROL=127.0.0.1:$DEV_BROKER_CONTROL_PORT
 IMP_MIGRATIONS_DIR=$ROOT/migrations
 IMP_SECRET_KEY=$key

@@ -35,7 +35,15 @@ WATCHDOG_PID=
 TORN_DOWN=0
 
 export IMP_HARNESS_PID=$$
-IMP_TEST_TMP=$(mktemp -d "/tmp/imp-it.$TEST_NAME.XXXXXX") || die "mktemp failed"
+# Scratch space (Postgres's data, logs, recordings) in memory when /dev/shm has room: a
+# test's Postgres then costs no disk writeback. IMP_TEST_TMPDIR overrides.
+tmp_root=${IMP_TEST_TMPDIR:-}
+if [ -z "$tmp_root" ]; then
+    tmp_root=/tmp
+    [ -w /dev/shm ] && [ "$(df -Pk /dev/shm | awk 'NR == 2 {print $4}')" -gt 4194304 ] &&
+        tmp_root=/dev/shm
+fi
+IMP_TEST_TMP=$(mktemp -d "$tmp_root/imp-it.$TEST_NAME.XXXXXX") || die "mktemp failed"
 chmod 711 "$IMP_TEST_TMP" # the postgres user must reach its data directory
 mkdir -p "$IMP_TEST_TMP/logs"
 : >"$IMP_TEST_TMP/.pids"

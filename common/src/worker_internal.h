@@ -95,6 +95,7 @@ struct imp_worker {
     size_t nacked, capacked;
     int inflight; /* events produced whose delivery report is still due */
     int64_t next_relay_ms;
+    int64_t next_purge_ms;
     int64_t next_tick_ms;
     int64_t next_lag_ms;
     volatile sig_atomic_t stopping;

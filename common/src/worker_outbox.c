@@ -502,6 +502,8 @@ imp_error_t *worker_outbox_drain(imp_worker_t *w)
     }
 }
 
+#define WORKER_PURGE_MIN_MS 5000
+
 void worker_outbox_tick(imp_worker_t *w, int64_t now_ms)
 {
     if (now_ms < w->next_relay_ms)
@@ -521,6 +523,13 @@ void worker_outbox_tick(imp_worker_t *w, int64_t now_ms)
         imp_metrics_add(w->m_published, (uint64_t)published);
         IMP_LOG_INFO("outbox relay published left-over events", IMP_LI("count", published));
     }
+    /* The purge scans the published rows: every relay interval, but at most every
+     * WORKER_PURGE_MIN_MS (a short relay interval must not turn it into a steady cost). */
+    if (now_ms < w->next_purge_ms)
+        return;
+    w->next_purge_ms =
+        now_ms + (w->s.relay_interval_ms > WORKER_PURGE_MIN_MS ? w->s.relay_interval_ms
+                                                               : WORKER_PURGE_MIN_MS);
     char ret[32];
     snprintf(ret, sizeof(ret), "%lld", w->s.outbox_retention_ms);
     const char *params[] = {ret};

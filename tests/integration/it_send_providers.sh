@@ -90,6 +90,20 @@ assert_eq "delivery events (sent, one per outbound)" 6 "$(q "SELECT count(DISTIN
     FROM outbox WHERE topic = 'imp.delivery.v1' AND payload::jsonb #>> '{data,status}' = 'sent'")"
 assert_eq "delivery event keys" 6 "$(q "SELECT count(*) FROM outbox
     WHERE topic = 'imp.delivery.v1' AND key LIKE '$T:%'")"
+# Usage: one imp.usage.recorded.v1 per sent message, keyed by the tenant, on imp.usage.v1.
+wait_for 20 "6 usage events published" at_least 6 \
+    "SELECT count(*) FROM outbox WHERE topic = 'imp.usage.v1' AND published_at IS NOT NULL" ||
+    fail "usage events not published"
+assert_eq "usage events (one per sent outbound, keyed by tenant)" 6 "$(q "SELECT count(DISTINCT operation_id)
+    FROM outbox WHERE topic = 'imp.usage.v1' AND key = '$T'
+    AND payload::jsonb #>> '{data,kind}' = 'message'
+    AND (payload::jsonb #>> '{data,counters,messages}')::int = 1")"
+assert_eq "usage characters = outbound text length" 0 "$(q "SELECT count(*) FROM outbox x
+    JOIN outbound o ON o.operation_id::text = x.payload::jsonb #>> '{data,ref}'
+    WHERE x.topic = 'imp.usage.v1'
+    AND (x.payload::jsonb #>> '{data,counters,characters}')::int <> char_length(o.text)")"
+assert_eq "usage events on the topic" 6 "$(kcat -C -b "$IMP_KAFKA_BROKERS" -t imp.usage.v1 \
+    -o beginning -e -q -f '%k %s\n' 2>/dev/null | grep -c "^$T .*\"imp.usage.recorded.v1\"")"
 assert_eq "dead letters" 0 "$(q "SELECT count(*) FROM dead_letters")"
 assert_eq "bot token never logged" 0 "$(grep -c '123:ABC' "$IMP_TEST_TMP/logs/send.log" || true)"
 stop_bg "$SEND_PID"

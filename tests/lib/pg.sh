@@ -85,7 +85,8 @@ pg_launch() {
         -c unix_socket_directories="$IMP_PG_SOCKDIR" \
         -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
         -c shared_buffers=32MB -c max_connections=100 -c max_wal_size=1GB \
-        -c log_line_prefix='%m [%p] %q%u@%d ' -c log_min_messages=warning
+        -c log_line_prefix='%m [%p] %q%u@%d ' -c log_min_messages=warning \
+        ${IMP_TEST_PG_OPTS:-}
     IMP_PG_LAUNCHER=$BG_PID
 }
 

@@ -22,6 +22,14 @@
     "last_message_id = EXCLUDED.last_message_id, traceparent = EXCLUDED.traceparent "              \
     "RETURNING id::text"
 
+#define SQL_TURN_NOW                                                                               \
+    "INSERT INTO turns (tenant_id, conversation_id, message_ids, last_message_id, "                \
+    "first_received_at, due_at, traceparent, state, operation_id, emitted_at) "                    \
+    "SELECT $1::uuid, $2::uuid, ARRAY[$3::uuid], $3::uuid, to_timestamp($4::bigint / 1000.0), "    \
+    "to_timestamp($4::bigint / 1000.0), $5, 'emitted', $6::uuid, now() WHERE NOT EXISTS "          \
+    "(SELECT 1 FROM turns WHERE tenant_id = $1::uuid AND conversation_id = $2::uuid "              \
+    "AND state = 'pending') RETURNING id"
+
 #define SQL_BURST_LOAD                                                                             \
     "SELECT t.last_message_id::text, "                                                             \
     "(extract(epoch FROM t.first_received_at) * 1000)::bigint::text, coalesce(t.traceparent, "     \
@@ -31,10 +39,13 @@
     "FROM turns t JOIN conversations c ON c.tenant_id = t.tenant_id AND c.id = t.conversation_id " \
     "WHERE t.id = $1::uuid AND t.state = 'pending'"
 
+/* One index probe per message of the burst (LIMIT keeps the planner from turning the lookup
+ * into a scan of the tenant's messages). */
 #define SQL_BURST_MESSAGES                                                                         \
     "SELECT m.id, m.operation_id::text, m.body, m.provider_message_id, m.kind "                    \
     "FROM turns t CROSS JOIN LATERAL unnest(t.message_ids) WITH ORDINALITY AS u(op, n) "           \
-    "JOIN messages m ON m.operation_id = u.op WHERE t.id = $1::uuid ORDER BY u.n"
+    "CROSS JOIN LATERAL (SELECT id, operation_id, body, provider_message_id, kind FROM messages "  \
+    "WHERE operation_id = u.op LIMIT 1) m WHERE t.id = $1::uuid ORDER BY u.n"
 
 /* Earlier customer messages and what the customer was answered (bot or manager); forwards
  * and escalations went to the manager, not to the customer. */
@@ -95,26 +106,32 @@ static imp_error_t *history(imp_pg_t *pg, const char *tenant_id, const char *con
     return err;
 }
 
-/* The turn's data from the burst's messages (res rows, oldest first). */
-static json_t *turn_data(const burst_t *b, const imp_pg_result_t *res, json_t *hist)
+/* One message of a burst. */
+typedef struct {
+    const char *opid;
+    const char *body; /* NULL or "": no words */
+    const char *kind;
+    const char *provider_id; /* NULL: none */
+} burst_msg_t;
+
+/* The turn's data from the burst's messages (oldest first). */
+static json_t *turn_data(const burst_t *b, const burst_msg_t *m, int n, json_t *hist)
 {
     json_t *ids = json_array();
     char *question = imp_strdup("");
-    int n = imp_pg_result_rows(res);
     for (int r = 0; r < n; r++) {
-        json_array_append_new(ids, json_string(imp_pg_result_value(res, r, 1)));
-        const char *body = imp_pg_result_value(res, r, 2);
-        if (body == NULL || body[0] == '\0')
+        json_array_append_new(ids, json_string(m[r].opid));
+        if (m[r].body == NULL || m[r].body[0] == '\0')
             continue;
-        char *q = question[0] ? imp_asprintf("%s\n%s", question, body) : imp_strdup(body);
+        char *q = question[0] ? imp_asprintf("%s\n%s", question, m[r].body) : imp_strdup(m[r].body);
         free(question);
         question = q;
     }
     if (question[0] == '\0' && n > 0) { /* a photo without caption, a sticker … */
         free(question);
-        question = imp_asprintf("[%s]", imp_pg_result_value(res, n - 1, 4));
+        question = imp_asprintf("[%s]", m[n - 1].kind);
     }
-    const char *reply_to = n > 0 ? imp_pg_result_value(res, n - 1, 3) : NULL;
+    const char *reply_to = n > 0 ? m[n - 1].provider_id : NULL;
     json_t *d = json_object();
     json_object_set_new(d, "conversation_id", json_string(b->conv.id));
     json_object_set_new(d, "channel", json_string(b->conv.channel));
@@ -127,6 +144,27 @@ static json_t *turn_data(const burst_t *b, const imp_pg_result_t *res, json_t *h
     json_object_set_new(d, "received_at_ms", json_integer(b->received_ms));
     free(question);
     return d;
+}
+
+/* Emit the turn of burst b (its messages m[0..n)), history before its first message row. */
+static imp_error_t *emit_turn(imp_worker_ctx_t *ctx, const char *tenant_id, const burst_t *b,
+                              const burst_msg_t *m, int n, const char *first_row, const char *opid)
+{
+    json_t *hist = json_array();
+    imp_error_t *err = NULL;
+    if (first_row != NULL)
+        err = history(imp_worker_ctx_pg(ctx), tenant_id, b->conv.id, first_row, hist);
+    if (err != NULL) {
+        json_decref(hist);
+        return err;
+    }
+    dialog_event_t e = {.id = opid,
+                        .type = "imp.turn.requested.v1",
+                        .tenant_id = tenant_id,
+                        .subject = b->conv.key,
+                        .causationid = b->last_opid,
+                        .traceparent = b->traceparent};
+    return dialog_emit(ctx, DIALOG_TOPIC_TURN, &e, turn_data(b, m, n, hist));
 }
 
 static imp_error_t *mark(imp_pg_t *pg, const char *turn_id, const char *state, const char *opid)
@@ -157,7 +195,7 @@ static imp_error_t *emit_burst(imp_worker_ctx_t *ctx, const char *tenant_id, con
     burst_t b;
     bool found = false;
     imp_pg_result_t *msgs = NULL;
-    json_t *hist = json_array();
+    burst_msg_t *m = NULL;
     char opid[IMP_UUID_STR_SIZE];
     imp_error_t *err = load_burst(pg, turn_id, &b, &found);
     if (err != NULL || !found)
@@ -170,38 +208,67 @@ static imp_error_t *emit_burst(imp_worker_ctx_t *ctx, const char *tenant_id, con
         err = forward_burst(ctx, tenant_id, turn_id, &b, msgs);
         goto out;
     }
-    if (imp_pg_result_rows(msgs) > 0)
-        err = history(pg, tenant_id, b.conv.id, imp_pg_result_value(msgs, 0, 0), hist);
+    int n = imp_pg_result_rows(msgs);
+    m = imp_calloc(n > 0 ? (size_t)n : 1, sizeof(*m));
+    for (int r = 0; r < n; r++)
+        m[r] = (burst_msg_t){.opid = imp_pg_result_value(msgs, r, 1),
+                             .body = imp_pg_result_value(msgs, r, 2),
+                             .provider_id = imp_pg_result_value(msgs, r, 3),
+                             .kind = imp_pg_result_value(msgs, r, 4)};
+    err = imp_opid_derive(b.last_opid, "turn", opid);
     if (err == NULL)
-        err = imp_opid_derive(b.last_opid, "turn", opid);
-    if (err != NULL)
-        goto out;
-    dialog_event_t e = {.id = opid,
-                        .type = "imp.turn.requested.v1",
-                        .tenant_id = tenant_id,
-                        .subject = b.conv.key,
-                        .causationid = b.last_opid,
-                        .traceparent = b.traceparent};
-    json_t *data = turn_data(&b, msgs, hist);
-    hist = NULL;
-    err = dialog_emit(ctx, DIALOG_TOPIC_TURN, &e, data);
+        err = emit_turn(ctx, tenant_id, &b, m, n, n > 0 ? imp_pg_result_value(msgs, 0, 0) : NULL,
+                        opid);
     if (err == NULL)
         err = mark(pg, turn_id, "emitted", opid);
 out:
-    json_decref(hist);
+    free(m);
     imp_pg_result_free(msgs);
     return err;
 }
 
+/* Window 0 and no burst pending: the message is the whole turn, stored as emitted and sent
+ * at once (no burst to read back). *done false when a burst is pending (it goes there). */
+static imp_error_t *emit_now(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                             const dialog_conv_t *conv, const dialog_msg_t *msg, bool *done)
+{
+    char opid[IMP_UUID_STR_SIZE], at[32];
+    *done = false;
+    imp_error_t *err = imp_opid_derive(msg->opid, "turn", opid);
+    if (err != NULL)
+        return err;
+    snprintf(at, sizeof(at), "%lld", (long long)ev->time_ms);
+    const char *params[] = {
+        ev->tenantid, conv->id, msg->opid, at, ev->traceparent[0] ? ev->traceparent : NULL, opid};
+    imp_pg_result_t *res = NULL;
+    err = imp_pg_exec_cached(imp_worker_ctx_pg(ctx), SQL_TURN_NOW, 6, params, &res);
+    *done = err == NULL && imp_pg_result_rows(res) == 1;
+    imp_pg_result_free(res);
+    if (err != NULL || !*done)
+        return err;
+    burst_t b = {.received_ms = ev->time_ms, .conv = *conv};
+    snprintf(b.last_opid, sizeof(b.last_opid), "%s", msg->opid);
+    snprintf(b.traceparent, sizeof(b.traceparent), "%s", ev->traceparent);
+    burst_msg_t m = {
+        .opid = msg->opid, .body = msg->body, .kind = msg->kind, .provider_id = msg->provider_id};
+    return emit_turn(ctx, ev->tenantid, &b, &m, 1, msg->row_id, opid);
+}
+
 imp_error_t *dialog_coalesce_add(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
-                                 const dialog_conv_t *conv, const char *message_opid,
+                                 const dialog_conv_t *conv, const dialog_msg_t *msg,
                                  long long window_ms)
 {
     imp_pg_t *pg = imp_worker_ctx_pg(ctx);
+    if (window_ms == 0) {
+        bool done = false;
+        imp_error_t *err = emit_now(ctx, ev, conv, msg, &done);
+        if (err != NULL || done)
+            return err;
+    }
     char at[32], win[32];
     snprintf(at, sizeof(at), "%lld", (long long)ev->time_ms);
     snprintf(win, sizeof(win), "%lld", window_ms);
-    const char *params[] = {ev->tenantid, conv->id, message_opid,
+    const char *params[] = {ev->tenantid, conv->id, msg->opid,
                             at,           win,      ev->traceparent[0] ? ev->traceparent : NULL};
     imp_pg_result_t *res = NULL;
     imp_error_t *err = imp_pg_exec_cached(pg, SQL_BURST_ADD, 6, params, &res);

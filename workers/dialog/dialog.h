@@ -42,10 +42,19 @@ imp_error_t *dialog_load_tenant(imp_pg_t *pg, const char *tenant_id, dialog_tena
 imp_error_t *dialog_load_conv(imp_pg_t *pg, const char *id, const char *key, dialog_conv_t *out,
                               bool *found);
 
+/* A customer message just stored (the event's own message). */
+typedef struct {
+    const char *opid;        /* its operation id */
+    const char *row_id;      /* messages.id */
+    const char *body;        /* NULL when it has no words (a photo without caption …) */
+    const char *kind;        /* text, image, … */
+    const char *provider_id; /* the channel's message id; NULL when none */
+} dialog_msg_t;
+
 /* coalesce.c: add a stored message to its conversation's pending burst; emit the burst now
  * when the window is 0. */
 imp_error_t *dialog_coalesce_add(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
-                                 const dialog_conv_t *conv, const char *message_opid,
+                                 const dialog_conv_t *conv, const dialog_msg_t *msg,
                                  long long window_ms);
 /* The runtime's on_tick: emit every due burst (up to tick_batch). */
 imp_error_t *dialog_tick(imp_worker_ctx_t *ctx, void *user);

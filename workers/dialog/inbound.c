@@ -24,15 +24,16 @@
     "ORDER BY (name = 'default') DESC, created_at LIMIT 1), $2, $3, $4::jsonb) "                   \
     "ON CONFLICT (tenant_id, conversation_key) DO NOTHING RETURNING " SQL_CONV_COLS
 
+/* The message, and (when it is new) the conversation's customer details and last time, in
+ * one statement. */
 #define SQL_MESSAGE_INSERT                                                                         \
-    "INSERT INTO messages (tenant_id, conversation_id, direction, operation_id, kind, body, "      \
-    "payload, provider_message_id) VALUES ($1::uuid, $2::uuid, 'in', $3::uuid, $4, $5, "           \
-    "$6::jsonb, $7) ON CONFLICT (operation_id) DO NOTHING RETURNING id"
-
-#define SQL_CONV_TOUCH                                                                             \
-    "UPDATE conversations SET customer = customer || $2::jsonb, updated_at = now(), "              \
-    "last_message_at = greatest(last_message_at, to_timestamp($3::bigint / 1000.0)) "              \
-    "WHERE id = $1::uuid"
+    "WITH m AS (INSERT INTO messages (tenant_id, conversation_id, direction, operation_id, kind, " \
+    "body, payload, provider_message_id) VALUES ($1::uuid, $2::uuid, 'in', $3::uuid, $4, $5, "     \
+    "$6::jsonb, $7) ON CONFLICT (operation_id) DO NOTHING RETURNING id), "                         \
+    "c AS (UPDATE conversations SET customer = customer || $8::jsonb, updated_at = now(), "        \
+    "last_message_at = greatest(last_message_at, to_timestamp($9::bigint / 1000.0)) "              \
+    "WHERE id = $2::uuid AND EXISTS (SELECT 1 FROM m)) "                                           \
+    "SELECT id::text FROM m"
 
 imp_error_t *dialog_load_tenant(imp_pg_t *pg, const char *tenant_id, dialog_tenant_t *out)
 {
@@ -125,9 +126,10 @@ static imp_error_t *upsert_conv(imp_pg_t *pg, const imp_envelope_t *ev, const ch
     return err;
 }
 
-/* Insert the message; *inserted false when its operation id is already there. */
+/* Insert the message (and touch its conversation); msg->row_id NULL when its operation id
+ * is already there. row_id is msg's storage (at least 24 bytes). */
 static imp_error_t *insert_message(imp_pg_t *pg, const imp_envelope_t *ev, const char *conv_id,
-                                   bool *inserted)
+                                   const char *customer, dialog_msg_t *msg, char *row_id)
 {
     json_t *payload = json_object();
     json_object_set(payload, "message", json_object_get(ev->data, "message"));
@@ -138,24 +140,23 @@ static imp_error_t *insert_message(imp_pg_t *pg, const imp_envelope_t *ev, const
     json_decref(payload);
     const char *kind = dialog_str(ev->data, "message.kind");
     const char *pid = dialog_str(ev->data, "message.id");
-    const char *params[] = {
-        ev->tenantid,       conv_id, ev->id, kind[0] ? kind : "text", body_of(ev->data), ptext,
-        pid[0] ? pid : NULL};
+    char ms[32];
+    snprintf(ms, sizeof(ms), "%lld", (long long)ev->time_ms);
+    *msg = (dialog_msg_t){.opid = ev->id,
+                          .body = body_of(ev->data),
+                          .kind = kind[0] ? kind : "text",
+                          .provider_id = pid[0] ? pid : NULL};
+    const char *params[] = {ev->tenantid, conv_id,          ev->id,   msg->kind, msg->body,
+                            ptext,        msg->provider_id, customer, ms};
     imp_pg_result_t *res = NULL;
-    imp_error_t *err = imp_pg_exec_cached(pg, SQL_MESSAGE_INSERT, 7, params, &res);
-    *inserted = err == NULL && imp_pg_result_rows(res) == 1;
+    imp_error_t *err = imp_pg_exec_cached(pg, SQL_MESSAGE_INSERT, 9, params, &res);
+    if (err == NULL && imp_pg_result_rows(res) == 1) {
+        snprintf(row_id, 24, "%s", imp_pg_result_value(res, 0, 0));
+        msg->row_id = row_id;
+    }
     imp_pg_result_free(res);
     free(ptext);
     return err;
-}
-
-static imp_error_t *touch_conv(imp_pg_t *pg, const imp_envelope_t *ev, const char *conv_id,
-                               const char *customer)
-{
-    char ms[32];
-    snprintf(ms, sizeof(ms), "%lld", (long long)ev->time_ms);
-    const char *params[] = {conv_id, customer, ms};
-    return imp_pg_exec_cached(pg, SQL_CONV_TOUCH, 3, params, NULL);
 }
 
 static char *customer_json(json_t *data, const char *recipient)
@@ -179,17 +180,16 @@ static imp_error_t *on_customer(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
     imp_pg_t *pg = imp_worker_ctx_pg(ctx);
     char *customer = customer_json(ev->data, recipient_of(ev->data, channel, key));
     dialog_conv_t conv;
-    bool inserted = false;
+    dialog_msg_t msg = {0};
+    char row_id[24];
     imp_error_t *err = upsert_conv(pg, ev, channel, key, customer, &conv);
     if (err == NULL)
-        err = insert_message(pg, ev, conv.id, &inserted);
-    if (err == NULL && inserted)
-        err = touch_conv(pg, ev, conv.id, customer);
+        err = insert_message(pg, ev, conv.id, customer, &msg, row_id);
     free(customer);
-    if (err != NULL || !inserted)
+    if (err != NULL || msg.row_id == NULL)
         return err; /* a message stored before does nothing more */
     if (strcmp(conv.state, "handover") != 0)
-        return dialog_coalesce_add(ctx, ev, &conv, ev->id, tenant->coalesce_ms);
+        return dialog_coalesce_add(ctx, ev, &conv, &msg, tenant->coalesce_ms);
     if (tenant->manager_chat_id[0] == '\0') {
         IMP_LOG_WARN("conversation in handover but the tenant has no manager chat",
                      IMP_LS("conversation", conv.key));

@@ -4,6 +4,7 @@
 #include "imp/log.h"
 #include "imp/mem.h"
 #include "imp/opid.h"
+#include "imp/usage.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,25 @@ static imp_error_t *emit_delivery(imp_worker_ctx_t *ctx, const imp_envelope_t *e
     char *key = send_event_key(ev, m);
     err = imp_worker_emit(ctx, SEND_TOPIC_DELIVERY, key, &out);
     free(key);
+    return err;
+}
+
+/* A message the provider accepted, for metering (keyed by tenant). */
+static imp_error_t *emit_usage(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, const send_msg_t *m)
+{
+    imp_usage_counter_t c[] = {{"messages", 1},
+                               {"characters", (long long)imp_usage_chars(m->text)}};
+    imp_usage_t u = {.kind = "message",
+                     .ref = ev->id,
+                     .conversation_id = m->conversation_id,
+                     .channel = m->channel,
+                     .purpose = m->purpose,
+                     .counters = c,
+                     .ncounters = IMP_ARRAY_LEN(c)};
+    imp_envelope_t out;
+    imp_error_t *err = imp_usage_event(ev, SEND_SOURCE, &u, &out);
+    if (err == NULL)
+        err = imp_worker_emit(ctx, IMP_TOPIC_USAGE, ev->tenantid, &out);
     return err;
 }
 
@@ -162,6 +182,8 @@ static imp_error_t *settle(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope
             err = send_trace_ms(pg, ev, m);
         if (err == NULL)
             err = emit_delivery(ctx, ev, m, "sent", r->provider_message_id, NULL, attempts);
+        if (err == NULL)
+            err = emit_usage(ctx, ev, m);
         return err;
     case OUT_UNKNOWN:
         IMP_LOG_WARN("send outcome unknown: not repeated", IMP_LS("channel", m->channel),

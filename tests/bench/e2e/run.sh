@@ -11,6 +11,7 @@
 #   2. latency: BENCH_LAT_N (2000) messages at a fixed offered rate BENCH_RATE (200/s):
 #      webhook ACK (the ingress's 200) → provider received (the fake's record), p50/p99/max.
 # Targets of issue 6 (2 cores): >= 1,000 replies/s sustained; p99 <= 100 ms at 200/s.
+# BENCH_SENDERS (3) imperium-send processes.
 # Timestamps are wall-clock ms on one machine (driver and fake both read gettimeofday).
 set -euo pipefail
 source "$IMP_SOURCE_DIR/tests/integration/e2e_lib.sh"
@@ -19,9 +20,15 @@ N=${BENCH_N:-2000}
 LAT_N=${BENCH_LAT_N:-2000}
 RATE=${BENCH_RATE:-200}
 THREADS=${BENCH_THREADS:-64}
+SENDERS=${BENCH_SENDERS:-3}
 export IMP_LOG_LEVEL=warn
 
+# The production relay cadence (the tests' 200 ms relay interval is a steady cost here).
+E2E_WORKER_ENV+=(IMP_WORKER_RELAY_INTERVAL=5s IMP_WORKER_RELAY_GRACE=10s ${BENCH_CONSUMER_PROPS:+IMP_KAFKA_CONSUMER_PROPS=$BENCH_CONSUMER_PROPS})
 e2e_fleet
+# imperium-send makes one provider call at a time: more processes share imp.outbound.v1's
+# partitions (one consumer group).
+for i in $(seq 2 "$SENDERS"); do E2E_NAME=send$i e2e_worker send; done
 # warm-up: the consumer groups, the KB cache, the connections
 e2e_post shop "$E2E_GENERIC" --convs 20 --prefix warm --questions "$E2E_Q_PRICE" >/dev/null ||
     fail "warm-up failed"
@@ -56,12 +63,46 @@ print(f"replies {n}/{len(ack)} span_ms {span} replies_per_s {n * 1000 / max(span
 PY
 }
 
+# cpu_snapshot FILE: CPU ticks (user + system) per command name of every process right now.
+cpu_snapshot() {
+    python3 - "$1" <<'PY'
+import json, os, sys
+use = {}
+for pid in os.listdir("/proc"):
+    if not pid.isdigit():
+        continue
+    try:
+        st = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        continue
+    comm = st[st.index("(") + 1:st.rindex(")")]
+    f = st[st.rindex(")") + 2:].split()
+    use[comm] = use.get(comm, 0) + int(f[11]) + int(f[12])
+json.dump(use, open(sys.argv[1], "w"))
+PY
+}
+# cpu_report BEFORE AFTER N: CPU µs per message of each process kind over the phase.
+cpu_report() {
+    python3 - "$@" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+n, hz = int(sys.argv[3]), int(sys.argv[4])
+d = {k: b[k] - a.get(k, 0) for k in b if b[k] - a.get(k, 0) > 0}
+tot = sum(d.values())
+print("  CPU per message (us): " + ", ".join(f"{k} {v * 1e6 / hz / n:.0f}"
+      for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:12]) + f"; all {tot * 1e6 / hz / n:.0f}")
+PY
+}
+
 say "phase 1: $N messages as fast as possible"
+cpu_snapshot "$IMP_TEST_TMP/cpu0"
 base=$(requests generic)
 D1=$(e2e_post shop "$E2E_GENERIC" --convs "$N" --threads "$THREADS" --prefix tput \
     --questions "$E2E_Q_PRICE" --acks "$IMP_TEST_TMP/acks1") || fail "driver: $D1"
 wait_for 600 "$N replies" at_least_requests $((base + N)) || fail "only $(requests generic) replies"
 S1=$(stats tput "$IMP_TEST_TMP/acks1")
+cpu_snapshot "$IMP_TEST_TMP/cpu1"
+C1=$(cpu_report "$IMP_TEST_TMP/cpu0" "$IMP_TEST_TMP/cpu1" "$N")
 say "driver: $D1"
 
 say "phase 2: $LAT_N messages at $RATE/s"
@@ -74,5 +115,16 @@ say "driver: $D2"
 
 printf '\n=== e2e benchmark (window 0, extractive, generic fake answering at once) ===\n'
 printf 'throughput  %s messages: %s\n' "$N" "$S1"
+printf '%s\n' "$C1"
 printf 'latency     %s messages at %s/s offered: %s\n' "$LAT_N" "$RATE" "$S2"
 printf 'targets: >= 1000 replies/s; p99 <= 100 ms at 200/s\n'
+
+# With IMP_TEST_PG_OPTS='-c shared_preload_libraries=pg_stat_statements' the statements that
+# cost Postgres the most over both phases.
+if [ "$(psql_owner -c "SHOW shared_preload_libraries")" = pg_stat_statements ]; then
+    printf '\nPostgres statements by total time (ms, calls, ms/call):\n'
+    psql_owner -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+    psql_owner -c "SELECT round(total_exec_time)::int || E'\t' || calls || E'\t' ||
+        round((total_exec_time / calls)::numeric, 3) || E'\t' || left(regexp_replace(query, '\s+', ' ', 'g'), 150)
+        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25"
+fi
