@@ -21,6 +21,13 @@
 # with the same files, nothing new is built (the version built from them is reused). This
 # needs imperium-indexer: IMP_DEMO_KB=1 seeds it, 0 skips it, auto (the default) seeds it when
 # deploy/dev.sh runs an indexer ($DEV/run/imperium-indexer.pid).
+#
+# The bot (docs/bot-versions.md): a stable bot version carrying the instruction of
+# deploy/demo/bot_instruction.txt and the QC rules of deploy/demo/bot_settings.json (what the
+# demo answered with before it had bot versions: the default instruction and rules), drafted
+# with `bot draft --if-changed` and published with `bot publish --stable`; run again with the
+# same files, nothing changes. IMP_DEMO_BOT=1 seeds it, 0 skips it, auto (the default) seeds it
+# with the knowledge base.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -163,6 +170,34 @@ seed_kb() {
     say "knowledge base of $SLUG: version $version is stable"
 }
 
+# ---- the bot ------------------------------------------------------------------------------
+
+bot_wanted() {
+    case "${IMP_DEMO_BOT:-auto}" in
+    1 | yes | on) return 0 ;;
+    0 | no | off) return 1 ;;
+    esac
+    [ "$1" = 1 ]
+}
+
+# bot ARGS…: the client's bot command; its output on stderr, and in $BOT_OUT.
+bot() {
+    local rc=0
+    BOT_OUT=$("$CONTROL" bot "$@" --timeout 60s) || rc=$?
+    printf '%s\n' "$BOT_OUT" >&2
+    [ "$rc" = 0 ] || die "imperium-control bot $1 $2 $3 failed (exit $rc)"
+}
+
+seed_bot() {
+    local dir="$ROOT/deploy/demo" version
+    bot draft "$SLUG" --if-changed --instruction "@$dir/bot_instruction.txt" \
+        --settings "@$dir/bot_settings.json"
+    version=$(printf '%s\n' "$BOT_OUT" | sed -n 's/^version //p')
+    [ -n "$version" ] || die "bot draft printed no version"
+    bot publish "$SLUG" "$version" --stable
+    say "bot of $SLUG: version $version is stable"
+}
+
 # Replace this script's lines in .dev/env (so running it twice leaves them once).
 write_env() {
     # shellcheck disable=SC1091
@@ -222,7 +257,7 @@ main() {
         return
         ;;
     -h | --help)
-        sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
         return
         ;;
     esac
@@ -232,7 +267,12 @@ main() {
     load_env
     ensure_secrets
     seed
-    if kb_wanted; then seed_kb; fi
+    local kb=0
+    if kb_wanted; then
+        seed_kb
+        kb=1
+    fi
+    if bot_wanted "$kb"; then seed_bot; fi
     write_env
     say "tenant $SLUG is ready with chatflow, whatsapp, telegram, generic and test channels"
     print_curl

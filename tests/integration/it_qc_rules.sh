@@ -2,7 +2,8 @@
 # imperium-qc (docs/answers.md): a good draft → exactly one answer to the customer; a draft
 # on a forbidden topic (Cyrillic, other case) → exactly one safe reply (the tenant's text) +
 # one escalation to the Telegram manager chat + the conversation in handover + a
-# message_traces row; a tenant without a manager chat → the default safe reply, no
+# message_traces row; a later draft for that conversation (now in handover) → no answer, one
+# forward of its question to the manager chat; a tenant without a manager chat → the default safe reply, no
 # escalation, the conversation stays with the bot; redelivered drafts change nothing.
 set -euo pipefail
 source "$IMP_SOURCE_DIR/tests/integration/worker_lib.sh"
@@ -97,6 +98,19 @@ assert_eq "forbidden topic: the trace" "fail|forbidden_topic: оружие|t|ext
 assert_eq "the trace is keyed by the turn (the draft's cause)" 1 \
     "$(q "SELECT count(*) FROM message_traces WHERE draft_id = '$D_BAD' AND operation_id <> draft_id AND qc_ms >= 0 AND ingress_ms >= 0")"
 
+# ---- a draft for a conversation already in handover: no bot answer, the manager sees it ----
+D_LATE=$(cat /proc/sys/kernel/random/uuid)
+produce_draft "$D_LATE" "$T" "$C2" whatsapp:7702 "А сколько стоит стрижка?" "Мужская стрижка 5 000 ₸." extractive 0.9 1
+wait_for 30 "the late draft's trace" at_least 1 "SELECT count(*) FROM message_traces WHERE draft_id = '$D_LATE'" ||
+    fail "the draft for a conversation in handover was not decided"
+assert_eq "in handover: no answer, no safe reply, no escalation, one forward" "0|0|0|1" \
+    "$(outbound "$D_LATE" answer)|$(outbound "$D_LATE" safe_reply)|$(outbound "$D_LATE" escalation)|$(outbound "$D_LATE" forward)"
+assert_eq "in handover: the forward goes to the manager chat" "telegram|-100777" \
+    "$(out_field "$D_LATE" forward channel)|$(out_field "$D_LATE" forward recipient)"
+assert_contains "in handover: the forward holds the question" "$(out_field "$D_LATE" forward text)" "А сколько стоит стрижка?"
+assert_eq "in handover: the trace" "fail|handover|f" \
+    "$(q "SELECT decision, reason, escalated FROM message_traces WHERE draft_id = '$D_LATE'")"
+
 # ---- no manager chat: the default safe reply only, the bot keeps the conversation -----------
 assert_eq "no manager chat: one safe reply, no escalation" "1|0" \
     "$(outbound "$D_NOCHAT" safe_reply)|$(outbound "$D_NOCHAT" escalation)"
@@ -109,9 +123,9 @@ assert_eq "no manager chat: the conversation stays with the bot; trace not escal
 produce_draft "$D_BAD" "$T" "$C2" whatsapp:7702 "Где купить Оружие?" "Не знаю." extractive 0.9 1
 produce_draft "$D_GOOD" "$T" "$C1" whatsapp:7701 "Сколько стоит стрижка?" "Мужская стрижка 5 000 ₸." extractive 0.8 1
 sleep 3
-assert_eq "after redelivery: outbound events in all (1 answer + 2 safe replies + 1 escalation)" 4 \
+assert_eq "after redelivery: outbound events in all (1 answer + 2 safe replies + 1 escalation + 1 forward)" 5 \
     "$(q "SELECT count(*) FROM outbox WHERE topic = 'imp.outbound.v1'")"
-assert_eq "after redelivery: one trace per draft" 3 "$(q "SELECT count(*) FROM message_traces")"
+assert_eq "after redelivery: one trace per draft" 4 "$(q "SELECT count(*) FROM message_traces")"
 assert_eq "no outbound text is empty" 0 \
     "$(q "SELECT count(*) FROM outbox WHERE topic = 'imp.outbound.v1' AND btrim(payload::jsonb->'data'->>'text') = ''")"
 assert_eq "no dead letters" 0 "$(q "SELECT count(*) FROM dead_letters")"

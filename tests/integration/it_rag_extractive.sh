@@ -64,17 +64,21 @@ assert_eq "the men's haircut chunk is cited first" "$want_chunk" "$(draft "$T1" 
 assert_eq "one citation" 1 "$(draft "$T1" "'citations'" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 assert_contains "the answer is the chunk's text" "$(draft "$T1" "'answer'")" "Men's haircut 5,000"
 assert_eq "the draft names the KB version" "\"$V\"" "$(draft "$T1" "'kb_version'")"
-assert_eq "confidence in (0, 1]" t "$(q "SELECT (payload::jsonb->'data'->>'confidence')::float8 BETWEEN 0.0001 AND 1 FROM outbox WHERE payload::jsonb->>'causationid' = '$T1'")"
+assert_eq "confidence in (0, 1]" t "$(q "SELECT (payload::jsonb->'data'->>'confidence')::float8 BETWEEN 0.0001 AND 1 FROM outbox WHERE topic = 'imp.draft.v1' AND payload::jsonb->>'causationid' = '$T1'")"
 assert_eq "the turn's fields are carried" '"77"|"555"|"telegram:555"' \
-    "$(q "SELECT d->'reply_to', d->'recipient', d->'conversation_key' FROM (SELECT payload::jsonb->'data' d FROM outbox WHERE payload::jsonb->>'causationid' = '$T1') x")"
+    "$(q "SELECT d->'reply_to', d->'recipient', d->'conversation_key' FROM (SELECT payload::jsonb->'data' d FROM outbox WHERE topic = 'imp.draft.v1' AND payload::jsonb->>'causationid' = '$T1') x")"
 assert_eq "the draft's key keeps the conversation's partition" "$T:telegram:555" \
-    "$(q "SELECT key FROM outbox WHERE payload::jsonb->>'causationid' = '$T1'")"
+    "$(q "SELECT key FROM outbox WHERE topic = 'imp.draft.v1' AND payload::jsonb->>'causationid' = '$T1'")"
 assert_eq "retrieval_log: one row, the version, the cited chunk first" "1|$V|$want_chunk" \
     "$(q "SELECT count(*), min(kb_version_id::text), min(chunks->0->>'chunk_id') FROM retrieval_log WHERE operation_id = '$T1'")"
 assert_eq "retrieval_log holds the top 8 in order" 8 \
     "$(q "SELECT jsonb_array_length(chunks) FROM retrieval_log WHERE operation_id = '$T1'")"
 assert_eq "no KB: mode none, no_kb, empty answer, confidence 0" '"none"|"no_kb"|""|0.0' \
-    "$(q "SELECT d->'mode', d->'failure', d->'answer', d->'confidence' FROM (SELECT payload::jsonb->'data' d FROM outbox WHERE payload::jsonb->>'causationid' = '$T_NOKB') x")"
+    "$(q "SELECT d->'mode', d->'failure', d->'answer', d->'confidence' FROM (SELECT payload::jsonb->'data' d FROM outbox WHERE topic = 'imp.draft.v1' AND payload::jsonb->>'causationid' = '$T_NOKB') x")"
+assert_eq "usage: one turn without LLM, keyed by tenant, on the usage topic" \
+    "1|$T|{\"turns\": 1, \"llm_requests\": 0, \"prompt_tokens\": 0, \"completion_tokens\": 0}|telegram" \
+    "$(q "SELECT count(*) || '|' || min(key) || '|' || min(payload::jsonb #>> '{data,counters}') || '|' || min(payload::jsonb #>> '{data,channel}')
+          FROM outbox WHERE topic = 'imp.usage.v1' AND payload::jsonb #>> '{data,ref}' = '$T1'")"
 assert_eq "no KB: no retrieval_log row" 0 "$(q "SELECT count(*) FROM retrieval_log WHERE operation_id = '$T_NOKB'")"
 assert_contains "the bad turn's dead letter names the missing member" \
     "$(q "SELECT reason FROM dead_letters WHERE worker = 'rag'")" "conversation_key is missing"

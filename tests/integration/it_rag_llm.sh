@@ -65,7 +65,7 @@ wait_for 90 "five traces" at_least 5 "SELECT count(*) FROM message_traces" ||
 # ---- the normal answer ----------------------------------------------------------------------
 assert_eq "normal: one LLM request" 1 "$(llm_calls t-ok)"
 assert_eq "normal: an llm draft with 4 citations" "llm|4" \
-    "$(q "SELECT d->>'mode', jsonb_array_length(d->'citations') FROM (SELECT payload::jsonb->'data' d FROM outbox WHERE payload::jsonb->>'causationid' = '${TURN[ok]}') x")"
+    "$(q "SELECT d->>'mode', jsonb_array_length(d->'citations') FROM (SELECT payload::jsonb->'data' d FROM outbox WHERE topic = 'imp.draft.v1' AND payload::jsonb->>'causationid' = '${TURN[ok]}') x")"
 assert_eq "normal: the completion is the answer" "LLM answer to: How much is a men's haircut? t-ok" "$(draft_of "${TURN[ok]}" answer)"
 assert_eq "normal: llm_turns holds it with the model and tokens" "1|fake-1|120|12" \
     "$(q "SELECT count(*), min(model), min(prompt_tokens), min(completion_tokens) FROM llm_turns WHERE operation_id = '${TURN[ok]}'")"
@@ -106,6 +106,20 @@ assert_eq "re-run without its inbox row: the completion comes from llm_turns" 1 
 assert_eq "re-run: the same answer" "LLM answer to: How much is a men's haircut? t-ok" \
     "$(q "SELECT payload::jsonb->'data'->>'answer' FROM outbox WHERE topic = 'imp.draft.v1' AND payload::jsonb->>'causationid' = '${TURN[ok]}' ORDER BY id DESC LIMIT 1")"
 assert_eq "LLM requests in all: 1 + 4 x 3" 13 "$(wc -l <"$OUT/llm.log")"
+
+# ---- usage: one imp.usage.recorded.v1 per turn, the same id when the turn ran again --------
+usage_of() { q "SELECT count(DISTINCT operation_id) || '|' || min(key) || '|' || min(payload::jsonb #>> '{data,counters}') || '|' || coalesce(min(payload::jsonb #>> '{data,model}'), '-')
+    FROM outbox WHERE topic = 'imp.usage.v1' AND payload::jsonb #>> '{data,ref}' = '$1'"; }
+assert_eq "usage of the answered turn (re-run: the same event id), keyed by tenant" \
+    "1|$T|{\"turns\": 1, \"llm_requests\": 1, \"prompt_tokens\": 120, \"completion_tokens\": 12}|fake-1" \
+    "$(usage_of "${TURN[ok]}")"
+assert_eq "usage rows of the answered turn (first run and re-run)" 2 \
+    "$(q "SELECT count(*) FROM outbox WHERE topic = 'imp.usage.v1' AND payload::jsonb #>> '{data,ref}' = '${TURN[ok]}'")"
+for kind in slow 500 garbage empty; do
+    assert_eq "$kind: usage, a turn without an LLM answer" \
+        "1|$T|{\"turns\": 1, \"llm_requests\": 0, \"prompt_tokens\": 0, \"completion_tokens\": 0}|-" \
+        "$(usage_of "${TURN[$kind]}")"
+done
 
 stop_bg "$RAG" || fail "imperium-rag exited with an error"
 stop_bg "$QC" || fail "imperium-qc exited with an error"

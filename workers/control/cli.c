@@ -37,12 +37,13 @@ static const imp_config_entry_t cli_table[] = {
 };
 
 static const char cli_summary[] =
-    "The client: submits tenant lifecycle and knowledge-base commands to imp.commands.v1 and\n"
-    "waits for their outcome (docs/tenants.md, docs/knowledge-base-operations.md).";
+    "The client: submits tenant lifecycle, knowledge-base and bot commands to imp.commands.v1\n"
+    "and waits for their outcome (docs/tenants.md, docs/knowledge-base-operations.md,\n"
+    "docs/bot-versions.md).";
 
 void control_cli_help(FILE *out)
 {
-    imp_config_print_help(out, CONTROL_BINARY " tenant|channel|secret|kb ...", cli_summary,
+    imp_config_print_help(out, CONTROL_BINARY " tenant|channel|secret|kb|bot ...", cli_summary,
                           cli_table, IMP_ARRAY_LEN(cli_table));
 }
 

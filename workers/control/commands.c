@@ -3,6 +3,7 @@
  * outcome, nothing changed), apply, audit, publish the tenant snapshot; the outcome is
  * recorded in operations either way. All of it in the runtime's transaction, under the
  * command's tenant (app.tenant_id = the envelope's tenantid). */
+#include "bot.h"
 #include "control.h"
 
 #include "imp/log.h"
@@ -528,6 +529,8 @@ imp_error_t *control_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, voi
 {
     if (control_kb_cmd_of_type(ev->type) >= 0)
         return control_kb_handle(ctx, ev, user);
+    if (control_bot_cmd_of_type(ev->type) >= 0)
+        return control_bot_handle(ctx, ev, user);
     int cmd = control_cmd_of_type(ev->type);
     if (cmd < 0)
         return imp_error_new(IMP_ERR_POISON, "unknown_command",

@@ -1,12 +1,15 @@
-/* The qc handler: a draft in, the answer or the safe reply plus an escalation out, the
- * conversation handed over on a failure, and the turn's trace. */
+/* The qc handler: a draft in, judged by the rules of the bot version that answered it (or the
+ * tenant's settings), the answer or the safe reply plus an escalation out, the conversation
+ * handed over on a failure, and the turn's trace. */
 #include "qc.h"
 
 #include "imp/envelope.h"
 #include "imp/log.h"
 #include "imp/mem.h"
 #include "imp/opid.h"
+#include "imp/pg.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +20,7 @@
 typedef struct {
     const char *conversation_id; /* NULL when absent */
     const char *channel, *conversation_key, *recipient, *reply_to;
+    const char *bot_version;  /* the bot version that answered; NULL when none */
     long long received_at_ms; /* 0 when absent */
     long long rag_ms, llm_ms;
     qc_draft_t view;
@@ -42,6 +46,7 @@ static imp_error_t *parse_draft(const json_t *data, draft_t *d)
     d->conversation_key = str_member(data, "conversation_key");
     d->recipient = str_member(data, "recipient");
     d->reply_to = str_member(data, "reply_to");
+    d->bot_version = str_member(data, "bot_version");
     d->received_at_ms = json_integer_value(json_object_get(data, "received_at_ms"));
     d->view.question = str_member(data, "question");
     d->view.answer = str_member(data, "answer");
@@ -67,22 +72,39 @@ static imp_error_t *parse_draft(const json_t *data, draft_t *d)
     if (strcmp(d->view.mode, "llm") != 0 && strcmp(d->view.mode, "extractive") != 0 &&
         strcmp(d->view.mode, "none") != 0)
         return imp_error_new(IMP_ERR_POISON, "bad_draft", "draft data.mode is unknown");
+    uint8_t uuid[IMP_UUID_LEN];
+    if (d->bot_version != NULL && imp_uuid_parse(d->bot_version, strlen(d->bot_version), uuid) != 0)
+        return imp_error_new(IMP_ERR_POISON, "bad_draft", "draft data.bot_version is not a UUID");
     return NULL;
 }
 
-/* The tenant's settings object (new reference; an empty object when none). */
-static imp_error_t *load_settings(imp_pg_t *pg, const char *tenant, json_t **out)
+/* The rules of a draft (docs/bot-versions.md): the settings of the bot version that answered
+ * it, so a turn is judged by the version that produced it whatever was published since; a
+ * draft without one (or naming one the tenant does not have) is judged by tenants.settings. */
+#define SQL_RULES                                                                                  \
+    "SELECT coalesce(v.settings, t.settings)::text, v.id::text FROM tenants t "                    \
+    "LEFT JOIN bot_versions v ON v.tenant_id = t.id AND v.id = $2::uuid WHERE t.id = $1"
+
+/* The settings object the draft is judged by (new reference; an empty object when none), and
+ * the bot version it came from (*version, or "" for tenants.settings). */
+static imp_error_t *load_settings(imp_pg_t *pg, const char *tenant, const draft_t *d, json_t **out,
+                                  char version[IMP_UUID_STR_SIZE])
 {
     imp_pg_result_t *res = NULL;
-    const char *params[] = {tenant};
-    imp_error_t *err =
-        imp_pg_exec_cached(pg, "SELECT settings::text FROM tenants WHERE id = $1", 1, params, &res);
+    const char *params[] = {tenant, d->bot_version};
+    version[0] = '\0';
+    imp_error_t *err = imp_pg_exec_cached(pg, SQL_RULES, 2, params, &res);
     if (err != NULL)
         return err;
-    const char *text = imp_pg_result_value(res, 0, 0);
+    const char *text = imp_pg_result_value(res, 0, 0), *id = imp_pg_result_value(res, 0, 1);
     *out = text ? json_loads(text, 0, NULL) : NULL;
     if (*out == NULL)
         *out = json_object();
+    if (id != NULL)
+        snprintf(version, IMP_UUID_STR_SIZE, "%s", id);
+    else if (d->bot_version != NULL)
+        IMP_LOG_WARN("bot version not found: judged by the tenant's settings",
+                     IMP_LS("bot_version", d->bot_version));
     imp_pg_result_free(res);
     return NULL;
 }
@@ -112,8 +134,8 @@ static json_t *nullable_str(const char *s)
     return s != NULL ? json_string(s) : json_null();
 }
 
-/* purpose: "answer", "safe_reply" or "escalation"; the id derives from the draft with the
- * step the contract names for it (docs/conversation-events.md). */
+/* purpose: "answer", "safe_reply", "escalation" or "forward"; the id derives from the draft with
+ * the step the contract names for it (docs/conversation-events.md). */
 static imp_error_t *emit_outbound(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, const draft_t *d,
                                   const char *purpose, const char *channel, const char *recipient,
                                   const char *text, bool reply)
@@ -173,6 +195,42 @@ static imp_error_t *hand_over(imp_pg_t *pg, const char *tenant, const draft_t *d
                               2, params, NULL);
 }
 
+/* Whether a manager has the conversation now (it went to handover while the turn was on
+ * its way: an earlier draft failed, or a manager stepped in). */
+static imp_error_t *in_handover(imp_pg_t *pg, const char *tenant, const draft_t *d, bool *out)
+{
+    *out = false;
+    if (d->conversation_id == NULL)
+        return NULL;
+    imp_pg_result_t *res = NULL;
+    const char *params[] = {tenant, d->conversation_id};
+    imp_error_t *err = imp_pg_exec_cached(
+        pg, "SELECT state FROM conversations WHERE tenant_id = $1 AND id = $2::uuid", 2, params,
+        &res);
+    if (err == NULL && imp_pg_result_rows(res) == 1)
+        *out = strcmp(imp_pg_result_value(res, 0, 0), "handover") == 0;
+    imp_pg_result_free(res);
+    return err;
+}
+
+/* The bot stays silent in a conversation a manager has: the question goes to the manager
+ * chat as a forward (a reply to it reaches the customer, as for dialog's forwards). */
+static imp_error_t *forward_path(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, const draft_t *d)
+{
+    char *manager = NULL;
+    imp_error_t *err = load_manager_chat(imp_worker_ctx_pg(ctx), ev->tenantid, &manager);
+    if (err != NULL || manager == NULL)
+        return err;
+    const char *q = d->view.question;
+    char *text = imp_asprintf("%s (%s), while a manager has the conversation:\n%.*s%s",
+                              d->recipient, d->conversation_key, excerpt(q, ESCALATION_EXCERPT), q,
+                              strlen(q) > ESCALATION_EXCERPT ? "…" : "");
+    err = emit_outbound(ctx, ev, d, "forward", "telegram", manager, text, false);
+    free(text);
+    free(manager);
+    return err;
+}
+
 /* The safe reply to the customer, the escalation to the manager chat (when the tenant has
  * one) and the handover. Without a manager chat the conversation stays with the bot: a
  * handover nobody sees would leave the customer in silence. */
@@ -205,7 +263,8 @@ static imp_error_t *fail_path(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, c
 }
 
 static imp_error_t *write_trace(imp_pg_t *pg, const imp_envelope_t *ev, const draft_t *d,
-                                const qc_decision_t *dec, bool escalated, long long qc_ms)
+                                const qc_decision_t *dec, bool escalated, long long qc_ms,
+                                const char *bot_version)
 {
     char ingress[24] = "", rag[24], llm[24], qc[24], conf[32], trace[33] = "";
     long long before_rag = ev->time_ms - d->rag_ms - d->received_at_ms;
@@ -231,14 +290,16 @@ static imp_error_t *write_trace(imp_pg_t *pg, const imp_envelope_t *ev, const dr
                             dec->pass ? "pass" : "fail",
                             dec->reason,
                             escalated ? "t" : "f",
-                            trace[0] ? trace : NULL};
+                            trace[0] ? trace : NULL,
+                            bot_version[0] ? bot_version : NULL};
     return imp_pg_exec_cached(
         pg,
         "INSERT INTO message_traces (tenant_id, operation_id, draft_id, conversation_id, mode, "
-        "ingress_ms, rag_ms, llm_ms, qc_ms, confidence, decision, reason, escalated, trace_id) "
-        "VALUES ($1, $2, $3, $4::uuid, $5, $6::integer, $7::integer, $8::integer, $9::integer, "
-        "$10::real, $11, $12, $13::boolean, $14) ON CONFLICT (operation_id) DO NOTHING",
-        14, params, NULL);
+        "ingress_ms, rag_ms, llm_ms, qc_ms, confidence, decision, reason, escalated, trace_id, "
+        "bot_version_id) VALUES ($1, $2, $3, $4::uuid, $5, $6::integer, $7::integer, "
+        "$8::integer, $9::integer, $10::real, $11, $12, $13::boolean, $14, $15::uuid) "
+        "ON CONFLICT (operation_id) DO NOTHING",
+        15, params, NULL);
 }
 
 imp_error_t *qc_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *user)
@@ -247,13 +308,14 @@ imp_error_t *qc_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *us
     long long t0 = mono_ms();
     draft_t d;
     json_t *settings = NULL;
+    char version[IMP_UUID_STR_SIZE] = "";
     qc_rules_t rules;
     qc_rules_init(&rules);
     if (ev->tenantid[0] == '\0')
         return imp_error_new(IMP_ERR_POISON, "bad_draft", "draft has no tenant");
     imp_error_t *err = parse_draft(ev->data, &d);
     if (err == NULL)
-        err = load_settings(imp_worker_ctx_pg(ctx), ev->tenantid, &settings);
+        err = load_settings(imp_worker_ctx_pg(ctx), ev->tenantid, &d, &settings, version);
     if (err != NULL)
         goto out;
     int ignored = 0;
@@ -261,18 +323,26 @@ imp_error_t *qc_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *us
     if (ignored > 0)
         IMP_LOG_WARN("invalid qc settings ignored", IMP_LI("count", ignored));
     qc_decision_t dec;
-    qc_decide(&rules, &d.view, &dec);
-    bool escalated = false;
-    if (dec.pass)
-        err = emit_outbound(ctx, ev, &d, "answer", d.channel, d.recipient, d.view.answer, true);
-    else
-        err = fail_path(ctx, ev, &d, settings, dec.reason, &escalated);
+    bool escalated = false, handover = false;
+    err = in_handover(imp_worker_ctx_pg(ctx), ev->tenantid, &d, &handover);
+    if (err != NULL)
+        goto out;
+    if (handover) {
+        dec = (qc_decision_t){.pass = false, .reason = "handover"};
+        err = forward_path(ctx, ev, &d);
+    } else {
+        qc_decide(&rules, &d.view, &dec);
+        if (dec.pass)
+            err = emit_outbound(ctx, ev, &d, "answer", d.channel, d.recipient, d.view.answer, true);
+        else
+            err = fail_path(ctx, ev, &d, settings, dec.reason, &escalated);
+    }
     if (err == NULL)
-        err = write_trace(imp_worker_ctx_pg(ctx), ev, &d, &dec, escalated, mono_ms() - t0);
+        err = write_trace(imp_worker_ctx_pg(ctx), ev, &d, &dec, escalated, mono_ms() - t0, version);
     if (err == NULL)
         IMP_LOG_INFO("draft decided", IMP_LS("decision", dec.pass ? "pass" : "fail"),
                      IMP_LS("reason", dec.reason), IMP_LS("mode", d.view.mode),
-                     IMP_LB("escalated", escalated));
+                     IMP_LB("escalated", escalated), IMP_LS("bot_version", version));
 out:
     qc_rules_dispose(&rules);
     json_decref(settings);

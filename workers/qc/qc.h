@@ -1,7 +1,8 @@
 /* imperium-qc: the quality gate between a draft and the customer (docs/answers.md).
  *
- * rules.c holds the pure part (the tenant's rules and the decision), decide.c the handler
- * (settings, the outbound events, the handover, the trace). */
+ * rules.c holds the pure part (the rules and the decision), decide.c the handler (the rules of
+ * the draft's bot version or the tenant's settings, the outbound events, the handover, the
+ * trace). */
 #ifndef QC_H
 #define QC_H
 
@@ -20,7 +21,8 @@
 /* The default safe reply, Russian then English. */
 extern const char QC_DEFAULT_SAFE_REPLY[];
 
-/* A tenant's rules, from tenants.settings.qc (defaults for what is absent or invalid). */
+/* The rules a draft is judged by, from settings.qc of its bot version (bot_versions.settings)
+ * or, without one, of the tenant (tenants.settings); defaults for what is absent or invalid. */
 typedef struct {
     double min_confidence; /* below it: fail */
     size_t max_length;     /* code points of the answer; above it: fail */
@@ -46,7 +48,8 @@ typedef struct {
 
 void qc_rules_init(qc_rules_t *r);
 void qc_rules_dispose(qc_rules_t *r);
-/* Read settings.qc of a tenant's settings object (NULL or not an object: defaults):
+/* Read settings.qc of a settings object, a bot version's or a tenant's (NULL or not an
+ * object: defaults):
  *   {"min_confidence": 0..1, "max_length": 1.., "must_cite": bool,
  *    "forbidden_topics": ["pattern", …]}
  * Invalid members are ignored (the default stays) and counted in *ignored: a tenant's typo

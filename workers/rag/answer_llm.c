@@ -113,10 +113,15 @@ static imp_error_t *lookup(imp_pg_t *tx, const char *turn_id, rag_completion_t *
     imp_pg_result_t *res = NULL;
     const char *params[] = {turn_id};
     imp_error_t *err = imp_pg_exec_cached(
-        tx, "SELECT completion, llm_ms FROM llm_turns WHERE operation_id = $1", 1, params, &res);
+        tx,
+        "SELECT completion, llm_ms, coalesce(prompt_tokens, -1), coalesce(completion_tokens, -1) "
+        "FROM llm_turns WHERE operation_id = $1",
+        1, params, &res);
     if (err == NULL && imp_pg_result_rows(res) == 1) {
         out->text = imp_strdup(imp_pg_result_value(res, 0, 0));
         imp_pg_result_get_int64(res, 0, 1, &out->llm_ms);
+        imp_pg_result_get_int64(res, 0, 2, &out->prompt_tokens);
+        imp_pg_result_get_int64(res, 0, 3, &out->completion_tokens);
         out->cached = true;
     }
     imp_pg_result_free(res);
@@ -220,6 +225,8 @@ imp_error_t *rag_llm_answer(imp_pg_t *tx, imp_pg_t *side, imp_http_client_t *htt
         return err;
     long long pt = -1, ct = -1;
     err = call(http, p, out, &pt, &ct);
+    out->prompt_tokens = pt;
+    out->completion_tokens = ct;
     if (err == NULL)
         err = store(tx, side, p, out, pt, ct);
     if (err != NULL)

@@ -1,8 +1,8 @@
 /* imperium-rag: a turn in, a draft answer out (docs/answers.md).
  *
- * turn.c is the handler (turn → KB version → retrieval → answer → draft), answer_llm.c the
- * OpenAI-compatible chat completion with its per-turn store, answer_extractive.c the answer
- * cut from the best chunk. */
+ * turn.c is the handler (turn → bot version and KB version → retrieval → answer → draft),
+ * answer_llm.c the OpenAI-compatible chat completion with its per-turn store,
+ * answer_extractive.c the answer cut from the best chunk. */
 #ifndef RAG_H
 #define RAG_H
 
@@ -15,6 +15,9 @@
 #include "imp/http.h"
 #include "imp/retrieval.h"
 #include "imp/worker.h"
+
+/* The bot whose versions answer a tenant's turns (bots.name; one per tenant for now). */
+#define RAG_BOT_NAME "default"
 
 typedef struct {
     imp_worker_settings_t rt;
@@ -41,19 +44,22 @@ typedef struct {
     const char *tenant_id;
     const char *question;
     const json_t *history;   /* [{"role", "text"}], oldest first; may be NULL */
-    const char *instruction; /* tenants.settings.bot_instruction, or NULL for the default */
+    const char *instruction; /* the bot version's (or, without one, tenants.settings
+                                bot_instruction), or NULL for the default */
     const imp_retrieval_result_t *hits;
     size_t nctx;             /* chunks given as context (the first nctx hits) */
     const char *traceparent; /* may be "" */
 } rag_prompt_t;
 
 typedef struct {
-    char *text;       /* the completion, trimmed, never empty (heap) */
-    long long llm_ms; /* time of the call that produced it */
-    bool cached;      /* found in llm_turns: no call made */
+    char *text;                  /* the completion, trimmed, never empty (heap) */
+    long long llm_ms;            /* time of the call that produced it */
+    bool cached;                 /* found in llm_turns: no call made */
+    long long prompt_tokens;     /* as the LLM reported them; -1 when it did not say */
+    long long completion_tokens; /* idem */
 } rag_completion_t;
 
-/* The default system instruction when the tenant has no bot_instruction. */
+/* The default system instruction when the bot version (or tenant) has none. */
 extern const char RAG_DEFAULT_INSTRUCTION[];
 
 /* The request body (a new heap string) for the prompt. */

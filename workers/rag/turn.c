@@ -1,10 +1,11 @@
-/* The rag handler: a turn → the tenant's KB version → hybrid retrieval → the answer → a
- * draft for qc. */
+/* The rag handler: a turn → the tenant's bot version and KB version for its release channel
+ * → hybrid retrieval → the answer → a draft for qc. */
 #include "rag.h"
 
 #include "imp/log.h"
 #include "imp/mem.h"
 #include "imp/opid.h"
+#include "imp/usage.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,12 +29,21 @@ typedef struct {
 } turn_t;
 
 typedef struct {
+    char *instruction; /* heap; NULL: the default */
+    char kb_version[IMP_UUID_STR_SIZE];
+    char bot_version[IMP_UUID_STR_SIZE];
+    long long bot_number;
+} release_t;
+
+typedef struct {
     char *answer;
     const char *mode;    /* "llm", "extractive", "none" */
     const char *failure; /* why mode is none (static string), or NULL */
     size_t ncite;        /* hits cited */
     long long llm_ms;
-    bool llm_cached; /* llm_ms was spent by an earlier attempt */
+    bool llm_cached;             /* llm_ms was spent by an earlier attempt */
+    long long prompt_tokens;     /* -1: not reported (or no LLM) */
+    long long completion_tokens; /* idem */
 } answer_t;
 
 static long long mono_ms(void)
@@ -83,27 +93,39 @@ static imp_error_t *parse_turn(const json_t *data, turn_t *t)
     return NULL;
 }
 
-/* The tenant's bot instruction (heap or NULL) and its stable KB version (or ""). Only the
- * stable version exists for now: kb_versions has no canary state, so release_channel does
- * not change the choice yet. */
-static imp_error_t *load_tenant(imp_pg_t *pg, const char *tenant, char **instruction,
-                                char version[IMP_UUID_STR_SIZE])
+/* What answers the tenant's turn (docs/bot-versions.md): on the canary release channel the
+ * canary bot version when there is one, else the stable one; without any bot version the
+ * tenant's settings (bot_instruction) as before. The KB version is the canary's pinned one,
+ * else the tenant's stable one. */
+#define SQL_RELEASE                                                                                \
+    "SELECT CASE WHEN bv.id IS NULL THEN t.settings->>'bot_instruction' ELSE bv.instruction END, " \
+    "coalesce(bv.kb_pin, (SELECT v.id FROM kb_versions v WHERE v.tenant_id = t.id "                \
+    "AND v.state = 'stable')), bv.id, bv.number FROM tenants t LEFT JOIN LATERAL ("                \
+    "SELECT b.id, b.number, b.instruction, "                                                       \
+    "CASE WHEN b.state = 'canary' THEN b.kb_version_id END AS kb_pin "                             \
+    "FROM bot_versions b JOIN bots o ON o.tenant_id = b.tenant_id AND o.id = b.bot_id "            \
+    "WHERE b.tenant_id = t.id AND o.name = '" RAG_BOT_NAME "' AND (b.state = 'stable' "            \
+    "OR (b.state = 'canary' AND t.release_channel = 'canary')) "                                   \
+    "ORDER BY b.state = 'canary' DESC LIMIT 1) bv ON true WHERE t.id = $1"
+
+/* The turn's instruction, KB version ("" for none) and bot version ("" for none). */
+static imp_error_t *load_release(imp_pg_t *pg, const char *tenant, release_t *r)
 {
     imp_pg_result_t *res = NULL;
     const char *params[] = {tenant};
-    *instruction = NULL;
-    version[0] = '\0';
-    imp_error_t *err = imp_pg_exec_cached(
-        pg,
-        "SELECT t.settings->>'bot_instruction', (SELECT v.id FROM kb_versions v WHERE "
-        "v.tenant_id = t.id AND v.state = 'stable') FROM tenants t WHERE t.id = $1",
-        1, params, &res);
+    memset(r, 0, sizeof(*r));
+    imp_error_t *err = imp_pg_exec_cached(pg, SQL_RELEASE, 1, params, &res);
     if (err == NULL && imp_pg_result_rows(res) == 1) {
         const char *ins = imp_pg_result_value(res, 0, 0);
         const char *ver = imp_pg_result_value(res, 0, 1);
-        *instruction = ins ? imp_strdup(ins) : NULL;
+        const char *bot = imp_pg_result_value(res, 0, 2);
+        r->instruction = ins ? imp_strdup(ins) : NULL;
         if (ver != NULL)
-            snprintf(version, IMP_UUID_STR_SIZE, "%s", ver);
+            snprintf(r->kb_version, sizeof(r->kb_version), "%s", ver);
+        if (bot != NULL) {
+            snprintf(r->bot_version, sizeof(r->bot_version), "%s", bot);
+            imp_pg_result_get_int64(res, 0, 3, &r->bot_number);
+        }
     }
     imp_pg_result_free(res);
     return err;
@@ -169,6 +191,8 @@ static imp_error_t *answer(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, cons
     a->answer = c.text;
     a->llm_ms = c.llm_ms;
     a->llm_cached = c.cached;
+    a->prompt_tokens = c.prompt_tokens;
+    a->completion_tokens = c.completion_tokens;
     a->ncite = nctx;
     return NULL;
 }
@@ -191,8 +215,13 @@ static json_t *copy_member(const json_t *data, const char *name)
     return v != NULL ? json_deep_copy(v) : json_null();
 }
 
+static json_t *uuid_or_null(const char *id)
+{
+    return id[0] ? json_string(id) : json_null();
+}
+
 static imp_error_t *emit_draft(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, const turn_t *t,
-                               const char *version, const imp_retrieval_result_t *res,
+                               const release_t *rel, const imp_retrieval_result_t *res,
                                const answer_t *a, long long rag_ms)
 {
     char id[IMP_UUID_STR_SIZE];
@@ -201,14 +230,14 @@ static imp_error_t *emit_draft(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, 
         return err;
     double conf = strcmp(a->mode, "none") == 0 ? 0.0 : res->confidence;
     json_t *data =
-        json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:f, s:o, s:o, s:n, s:{s:I, s:I}}",
+        json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:f, s:o, s:o, s:o, s:{s:I, s:I}}",
                   "conversation_id", copy_member(t->data, "conversation_id"), "channel", t->channel,
                   "conversation_key", t->conversation_key, "recipient", t->recipient, "question",
                   t->question, "reply_to", copy_member(t->data, "reply_to"), "received_at_ms",
                   copy_member(t->data, "received_at_ms"), "answer", a->answer, "mode", a->mode,
                   "confidence", conf, "citations", citations(res, a->ncite), "kb_version",
-                  version[0] ? json_string(version) : json_null(), "bot_version", "timings",
-                  "rag_ms", (json_int_t)rag_ms, "llm_ms", (json_int_t)a->llm_ms);
+                  uuid_or_null(rel->kb_version), "bot_version", uuid_or_null(rel->bot_version),
+                  "timings", "rag_ms", (json_int_t)rag_ms, "llm_ms", (json_int_t)a->llm_ms);
     if (data == NULL)
         return imp_error_new(IMP_ERR_POISON, "bad_turn", "draft could not be built");
     if (a->failure != NULL)
@@ -220,6 +249,31 @@ static imp_error_t *emit_draft(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, 
     char *key = imp_asprintf("%s:%s", ev->tenantid, t->conversation_key);
     err = imp_worker_emit(ctx, DRAFT_TOPIC, key, &out);
     free(key);
+    return err;
+}
+
+/* The turn's usage for metering (keyed by tenant): one event per turn, whatever the mode. */
+static imp_error_t *emit_usage(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, const turn_t *t,
+                               const answer_t *a)
+{
+    bool llm = strcmp(a->mode, "llm") == 0;
+    imp_usage_counter_t c[] = {
+        {"turns", 1},
+        {"llm_requests", llm ? 1 : 0},
+        {"prompt_tokens", llm && a->prompt_tokens > 0 ? a->prompt_tokens : 0},
+        {"completion_tokens", llm && a->completion_tokens > 0 ? a->completion_tokens : 0}};
+    const char *conv = json_string_value(json_object_get(t->data, "conversation_id"));
+    imp_usage_t u = {.kind = "turn",
+                     .ref = ev->id,
+                     .conversation_id = conv,
+                     .channel = t->channel,
+                     .model = llm ? rag_settings.llm_model : NULL,
+                     .counters = c,
+                     .ncounters = IMP_ARRAY_LEN(c)};
+    imp_envelope_t out;
+    imp_error_t *err = imp_usage_event(ev, "imperium/rag", &u, &out);
+    if (err == NULL)
+        err = imp_worker_emit(ctx, IMP_TOPIC_USAGE, ev->tenantid, &out);
     return err;
 }
 
@@ -246,7 +300,7 @@ imp_error_t *rag_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *u
     (void)user;
     long long t0 = mono_ms();
     turn_t t = {0};
-    char *instruction = NULL, version[IMP_UUID_STR_SIZE];
+    release_t rel = {0};
     imp_retrieval_result_t res = {0};
     answer_t a = {0};
     imp_pg_t *pg = imp_worker_ctx_pg(ctx);
@@ -256,21 +310,24 @@ imp_error_t *rag_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *u
     if (err == NULL)
         err = parse_turn(ev->data, &t);
     if (err == NULL)
-        err = load_tenant(pg, ev->tenantid, &instruction, version);
+        err = load_release(pg, ev->tenantid, &rel);
     if (err == NULL)
-        err = retrieve(pg, ev, version, t.question, &res);
-    if (err == NULL && version[0] == '\0')
+        err = retrieve(pg, ev, rel.kb_version, t.question, &res);
+    if (err == NULL && rel.kb_version[0] == '\0')
         a = (answer_t){.mode = "none", .failure = "no_kb", .answer = imp_strdup("")};
     else if (err == NULL)
-        err = answer(ctx, ev, &t, instruction, &res, &a);
+        err = answer(ctx, ev, &t, rel.instruction, &res, &a);
     long long rag_ms = mono_ms() - t0 - (a.llm_cached ? 0 : a.llm_ms);
     if (err == NULL)
-        err = emit_draft(ctx, ev, &t, version, &res, &a, rag_ms > 0 ? rag_ms : 0);
+        err = emit_draft(ctx, ev, &t, &rel, &res, &a, rag_ms > 0 ? rag_ms : 0);
+    if (err == NULL)
+        err = emit_usage(ctx, ev, &t, &a);
     if (err == NULL)
         IMP_LOG_INFO("draft created", IMP_LS("mode", a.mode), IMP_LF("confidence", res.confidence),
-                     IMP_LI("hits", res.n), IMP_LS("failure", a.failure ? a.failure : ""));
+                     IMP_LI("hits", res.n), IMP_LS("failure", a.failure ? a.failure : ""),
+                     IMP_LI("bot_version", rel.bot_number));
     free(a.answer);
     imp_retrieval_result_dispose(&res);
-    free(instruction);
+    free(rel.instruction);
     return err;
 }
