@@ -7,6 +7,7 @@ set(IMP_INGRESS_CORE_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/verify_standard.c
     ${CMAKE_CURRENT_LIST_DIR}/verify_meta.c
     ${CMAKE_CURRENT_LIST_DIR}/verify_telegram.c
+    ${CMAKE_CURRENT_LIST_DIR}/json_read.c
     ${CMAKE_CURRENT_LIST_DIR}/normalize_common.c
     ${CMAKE_CURRENT_LIST_DIR}/normalize_generic.c
     ${CMAKE_CURRENT_LIST_DIR}/normalize_chatflow.c

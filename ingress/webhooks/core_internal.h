@@ -16,6 +16,22 @@ void ing_key_mac(const ing_key_t *k, const imp_iov_t *parts, size_t n,
 /* A poison verification error with the given code. */
 imp_error_t *ing_sig_error(const char *code, const char *msg);
 
+/* ---- json_read.c ---- */
+
+/* Why a body is not JSON: a static message and the offset of the byte reading stopped at. */
+typedef struct {
+    const char *text;
+    size_t position;
+} ing_json_error_t;
+
+/* buf[0..len) as one JSON value (new reference): the documents json_loadb(buf, len,
+ * JSON_REJECT_DUPLICATES | JSON_DECODE_ANY) accepts and no others (duplicate keys, invalid
+ * UTF-8, \u0000, lone surrogates, integers beyond 64 bits, reals that overflow, more than 2048
+ * levels of nesting and trailing bytes refused), read into the same values with object members
+ * in the same order. NULL and *err (err may be NULL) when it is not. buf may be NULL when len
+ * is 0. */
+json_t *ing_json_load(const char *buf, size_t len, ing_json_error_t *err);
+
 /* ---- normalize_common.c ---- */
 
 /* The events of one webhook being built. */
@@ -44,8 +60,9 @@ void ing_batch_fallback_id(ing_batch_t *b, ing_event_t *ev);
 
 /* Append an imp.inbound.other.v1 event: data.kind = kind, a short name saying what the
  * payload is (the Telegram update field, the Meta change field, the ChatFlow event; it
- * becomes "unrecognised" unless it is 1..64 of [A-Za-z0-9_.-]), data.raw = a deep copy of
- * raw, id as above (fallback when id is NULL). */
+ * becomes "unrecognised" unless it is 1..64 of [A-Za-z0-9_.-]), data.raw = raw (a new
+ * reference: the body's values are shared, never copied, and nobody changes them), id as
+ * above (fallback when id is NULL). */
 ing_event_t *ing_batch_other(ing_batch_t *b, const char *kind, const char *conv, const char *id,
                              json_t *raw);
 
@@ -59,7 +76,7 @@ const char *ing_json_id(const json_t *v, char num[ING_NUM_SIZE]);
 /* The non-empty string member key of obj (borrowed), or NULL. */
 const char *ing_json_str(const json_t *obj, const char *key);
 
-/* dst[dkey] = copy of the string src[skey] when it is a non-empty string. */
+/* dst[dkey] = the string src[skey] (shared) when it is a non-empty string. */
 void ing_copy_str(json_t *dst, const char *dkey, const json_t *src, const char *skey);
 
 /* dst[dkey] = the id src[skey] as text (ing_json_id) when there is one. */

@@ -140,7 +140,9 @@ imp_error_t *ing_verify_meta_handshake(const ing_key_t *tokens, size_t n, const 
 /* One normalized inbound event. conversation_key is never empty: "<channel>:<id…>" (see
  * docs/channels.md), or "<channel>:-" for an event that belongs to no conversation.
  * provider_event_id is never empty, so imp_opid_inbound accepts it. data always holds
- * "channel" and "conversation_key" (the same text as the field here). */
+ * "channel" and "conversation_key" (the same text as the field here). Values taken from the
+ * body are shared between the events of one webhook rather than copied: read data, do not
+ * change it. */
 typedef struct {
     char type[ING_TYPE_SIZE];            /* ING_TYPE_* */
     char provider_event_id[ING_ID_SIZE]; /* unique per provider event within channel+tenant */

@@ -83,7 +83,7 @@ static void cf_on_received(ing_batch_t *b, json_t *root, json_t *msg)
     json_object_set_new(m, "id", json_string(id));
     json_object_set_new(m, "kind", json_string(kind));
     if (json_is_string(json_object_get(msg, "text")))
-        json_object_set_new(m, "text", json_copy(json_object_get(msg, "text")));
+        json_object_set_new(m, "text", json_incref(json_object_get(msg, "text")));
     cf_add_media(m, json_object_get(msg, "media"));
     json_t *loc = ing_location(json_object_get(msg, "location"), "latitude", "longitude");
     if (loc != NULL)
@@ -91,7 +91,7 @@ static void cf_on_received(ing_batch_t *b, json_t *root, json_t *msg)
     cf_add_contact(m, json_object_get(msg, "contact"));
     ing_copy_id(m, "reply_to", msg, "reply_to");
     if (strcmp(kind, "other") == 0)
-        json_object_set_new(m, "raw", json_deep_copy(msg));
+        json_object_set_new(m, "raw", json_incref(msg));
     ing_set_time(ev->data, "provider_time", json_object_get(msg, "timestamp"));
 }
 

@@ -4,6 +4,7 @@
 #include "imp/envelope.h"
 #include "imp/mem.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,7 +90,9 @@ ing_event_t *ing_batch_add(ing_batch_t *b, const char *type, const char *conv)
     }
     ing_event_t *ev = &b->ev[b->n++];
     memset(ev, 0, sizeof(*ev));
-    snprintf(ev->type, sizeof(ev->type), "%s", type);
+    size_t tlen = strlen(type);
+    assert(tlen < sizeof(ev->type));
+    memcpy(ev->type, type, tlen + 1);
     /* A conversation id too long for the key is hashed behind the channel prefix, so the key
      * still says which channel it belongs to. */
     const char *name = ing_channel_name(b->ch);
@@ -130,7 +133,7 @@ ing_event_t *ing_batch_other(ing_batch_t *b, const char *kind, const char *conv,
     ing_event_t *ev = ing_batch_add(b, ING_TYPE_OTHER, conv);
     ing_event_set_id(b, ev, id);
     json_object_set_new(ev->data, "kind", json_string(kind_ok(kind) ? kind : "unrecognised"));
-    json_object_set_new(ev->data, "raw", raw ? json_deep_copy(raw) : json_null());
+    json_object_set_new(ev->data, "raw", raw ? json_incref(raw) : json_null());
     return ev;
 }
 
@@ -154,9 +157,9 @@ const char *ing_json_str(const json_t *obj, const char *key)
 
 void ing_copy_str(json_t *dst, const char *dkey, const json_t *src, const char *skey)
 {
-    const char *s = ing_json_str(src, skey);
-    if (s != NULL)
-        json_object_set_new(dst, dkey, json_string(s));
+    json_t *v = json_object_get(src, skey);
+    if (json_is_string(v) && json_string_length(v) > 0)
+        json_object_set(dst, dkey, v);
 }
 
 void ing_copy_id(json_t *dst, const char *dkey, const json_t *src, const char *skey)
@@ -246,11 +249,10 @@ imp_error_t *ing_normalize(ing_channel_t ch, const char *body, size_t len, const
         return imp_error_new(IMP_ERR_POISON, "bad_channel", "unknown channel %d", (int)ch);
     if (body == NULL && len > 0)
         return imp_error_new(IMP_ERR_POISON, "bad_json", "invalid json: no body");
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(len ? body : "", len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    ing_json_error_t jerr;
+    json_t *root = ing_json_load(body, len, &jerr);
     if (root == NULL)
-        return imp_error_new(IMP_ERR_POISON, "bad_json", "invalid json: %s at byte %d", jerr.text,
+        return imp_error_new(IMP_ERR_POISON, "bad_json", "invalid json: %s at byte %zu", jerr.text,
                              jerr.position);
     ing_batch_t b = {.ch = ch, .body = body, .len = len, .webhook_id = webhook_id};
     normalizers[ch](&b, root);

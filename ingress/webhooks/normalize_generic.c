@@ -34,6 +34,6 @@ void ing_normalize_generic(ing_batch_t *b, json_t *root)
     /* Without an id of its own the message is named like the event (the webhook-id). */
     json_object_set_new(m, "id", json_string(id ? id : ev->provider_event_id));
     json_object_set_new(m, "kind", json_string("text"));
-    json_object_set_new(m, "text", json_copy(json_object_get(msg, "text")));
+    json_object_set_new(m, "text", json_incref(json_object_get(msg, "text")));
     ing_copy_id(m, "reply_to", msg, "reply_to");
 }

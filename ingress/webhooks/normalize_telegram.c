@@ -42,7 +42,7 @@ static void tg_add_user(json_t *data, const json_t *user)
         json_object_set_new(s, "name", name);
     ing_copy_str(s, "username", user, "username");
     if (json_is_boolean(json_object_get(user, "is_bot")))
-        json_object_set_new(s, "is_bot", json_copy(json_object_get(user, "is_bot")));
+        json_object_set_new(s, "is_bot", json_incref(json_object_get(user, "is_bot")));
 }
 
 static void tg_add_chat(json_t *data, const json_t *chat)
@@ -79,7 +79,7 @@ static json_t *tg_media(const json_t *file, const json_t *msg)
     ing_copy_str(o, "file_name", file, "file_name");
     const json_t *size = json_object_get(file, "file_size");
     if (json_is_integer(size) && json_integer_value(size) >= 0)
-        json_object_set_new(o, "size", json_copy((json_t *)size));
+        json_object_set_new(o, "size", json_incref((json_t *)size));
     ing_copy_str(o, "caption", msg, "caption");
     return o;
 }
@@ -146,11 +146,11 @@ static void tg_add_content(json_t *m, const json_t *msg)
     const json_t *text = json_object_get(msg, "text");
     if (json_is_string(text)) {
         json_object_set_new(m, "kind", json_string("text"));
-        json_object_set_new(m, "text", json_copy((json_t *)text));
+        json_object_set_new(m, "text", json_incref((json_t *)text));
     } else if (!tg_add_media(m, msg) && !tg_add_place(m, msg) && !tg_add_contact(m, msg)) {
         /* Polls, dice, service messages (members joining, pins …): kept whole. */
         json_object_set_new(m, "kind", json_string("other"));
-        json_object_set_new(m, "raw", json_deep_copy(msg));
+        json_object_set_new(m, "raw", json_incref((json_t *)msg));
     }
 }
 
@@ -204,7 +204,7 @@ static void tg_on_callback(ing_batch_t *b, const char *uid, json_t *update, cons
     json_t *c = ing_obj(ev->data, "callback");
     json_object_set_new(c, "id", json_string(cid));
     if (json_is_string(json_object_get(cq, "data")))
-        json_object_set_new(c, "data", json_copy(json_object_get(cq, "data")));
+        json_object_set_new(c, "data", json_incref(json_object_get(cq, "data")));
     ing_copy_id(c, "message_id", msg, "message_id");
     ing_copy_str(c, "inline_message_id", cq, "inline_message_id");
     ing_copy_str(c, "chat_instance", cq, "chat_instance");

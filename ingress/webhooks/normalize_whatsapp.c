@@ -94,7 +94,7 @@ static void wa_add_interactive(json_t *m, const char *type, const json_t *src)
     }
     json_t *title = json_object_get(o, "title");
     if (title != NULL)
-        json_object_set_new(m, "text", json_copy(title));
+        json_object_set_new(m, "text", json_incref(title));
     json_object_set_new(m, "interactive", o);
 }
 
@@ -126,7 +126,7 @@ static void wa_add_content(json_t *m, const char *type, const json_t *msg)
         kind = "unsupported";
     } else {
         kind = "other";
-        json_object_set_new(m, "raw", json_deep_copy(msg));
+        json_object_set_new(m, "raw", json_incref((json_t *)msg));
     }
     json_object_set_new(m, "kind", json_string(kind));
 }
@@ -206,11 +206,11 @@ static json_t *wa_entry_with(const json_t *entry, json_t *change)
     json_t *raw = json_object();
     json_t *v = json_object_get(entry, "id");
     if (v != NULL)
-        json_object_set_new(raw, "id", json_deep_copy(v));
+        json_object_set_new(raw, "id", json_incref(v));
     if ((v = json_object_get(entry, "time")) != NULL)
-        json_object_set_new(raw, "time", json_deep_copy(v));
+        json_object_set_new(raw, "time", json_incref(v));
     json_t *changes = json_array();
-    json_array_append_new(changes, json_deep_copy(change));
+    json_array_append_new(changes, json_incref(change));
     json_object_set_new(raw, "changes", changes);
     return raw;
 }

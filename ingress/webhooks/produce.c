@@ -231,11 +231,17 @@ static void build_body(ticket_t *t, const ing_msg_t *msgs, size_t n)
     size_t cap = 64 + n * (IMP_UUID_STR_LEN + 3);
     char *b = imp_malloc(cap);
     size_t len = (size_t)snprintf(b, cap, "{\"accepted\":%zu,\"operation_ids\":[", n);
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(b + len, cap - len, "%s\"%s\"", i ? "," : "", msgs[i].opid);
-    len += (size_t)snprintf(b + len, cap - len, "]}");
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            b[len++] = ',';
+        b[len++] = '"';
+        memcpy(b + len, msgs[i].opid, IMP_UUID_STR_LEN);
+        len += IMP_UUID_STR_LEN;
+        b[len++] = '"';
+    }
+    memcpy(b + len, "]}", 3);
     t->body = b;
-    t->body_len = len;
+    t->body_len = len + 2;
 }
 
 /* Queue one message; NULL or the reason it was not queued. */

@@ -6,6 +6,7 @@
 #include "imp/mem.h"
 #include "imp/metrics.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -47,18 +48,43 @@ const char *ing_req_header(void *ctx, const char *name, size_t *len)
     return req->headers.entries[i].value.base;
 }
 
+/* Random bytes for trace ids, drawn from OpenSSL's generator a block at a time: every draw
+ * makes a system call (its fork check), and imp_trace_new makes two (getrandom). Trace ids
+ * are not secrets; they only have to be unpredictable and distinct. */
+#define RANDOM_BLOCK 1024
+
+static __thread uint8_t random_pool[RANDOM_BLOCK];
+static __thread size_t random_used = RANDOM_BLOCK;
+
+/* n random bytes as 2n lowercase hex digits, never all zero (W3C forbids it). */
+static void random_hex(char *out, size_t n)
+{
+    static const uint8_t zero[IMP_TRACE_ID_LEN / 2];
+    assert(n <= sizeof(zero));
+    do {
+        if (RANDOM_BLOCK - random_used < n) {
+            imp_crypto_random(random_pool, RANDOM_BLOCK);
+            random_used = 0;
+        }
+        imp_hex_encode(random_pool + random_used, n, out);
+        random_used += n;
+    } while (memcmp(random_pool + random_used - n, zero, n) == 0);
+    out[2 * n] = '\0';
+}
+
 void ing_reqinfo_init(ing_reqinfo_t *info, h2o_req_t *req, ing_route_t route)
 {
     info->route = route;
     info->start_ns = ing_now_ns();
     size_t len = 0;
     const char *tp = ing_req_header(req, "traceparent", &len);
-    imp_trace_t parent;
-    imp_error_t *err = tp != NULL ? imp_trace_parse(tp, len, &parent) : NULL;
-    if (tp != NULL && err == NULL)
-        imp_trace_child(&parent, &info->trace);
-    else
-        imp_trace_new(&info->trace);
+    imp_error_t *err = tp != NULL ? imp_trace_parse(tp, len, &info->trace) : NULL;
+    if (tp == NULL || err != NULL) {
+        random_hex(info->trace.trace_id, IMP_TRACE_ID_LEN / 2);
+        info->trace.flags = IMP_TRACE_FLAG_SAMPLED;
+    }
+    /* This request's span: a child of the caller's, or the root of a new trace. */
+    random_hex(info->trace.parent_id, IMP_TRACE_PARENT_ID_LEN / 2);
     imp_error_free(err);
     imp_trace_format(&info->trace, info->traceparent);
 }

@@ -91,7 +91,8 @@ static imp_error_t *to_message(const char *tenant_id, ing_channel_t ch, ing_even
         return err;
     e.subject = imp_strdup(ev->conversation_key);
     memcpy(e.traceparent, info->traceparent, sizeof(e.traceparent));
-    err = imp_envelope_serialize(&e, value);
+    /* Every attribute was checked by imp_envelope_new_event or comes from imp_trace_format. */
+    err = imp_envelope_serialize_trusted(&e, value, &m->value_len);
     imp_envelope_dispose(&e);
     if (err != NULL)
         return err;
@@ -100,7 +101,6 @@ static imp_error_t *to_message(const char *tenant_id, ing_channel_t ch, ing_even
     m->key = *key;
     m->key_len = strlen(*key);
     m->value = *value;
-    m->value_len = strlen(*value);
     return NULL;
 }
 

@@ -3,8 +3,9 @@
 #ifndef IMP_FUZZ_NORMALIZE_H
 #define IMP_FUZZ_NORMALIZE_H
 
-#include "ingress_core.h"
+#include "core_internal.h"
 
+#include "imp/envelope.h"
 #include "imp/opid.h"
 
 #include <stdlib.h>
@@ -35,12 +36,45 @@ static void fuzz_check_event(ing_channel_t ch, const ing_event_t *ev)
     char *text = json_dumps(ev->data, JSON_COMPACT);
     fuzz_check(text != NULL);
     free(text);
+    /* Its envelope: the trusted writer writes what the validating one does. */
+    imp_envelope_t e;
+    fuzz_check(imp_envelope_new_event(&e, opid, "imperium/ingress", ev->type, "tenant",
+                                      json_incref(ev->data)) == NULL);
+    e.subject = strdup(ev->conversation_key);
+    char *slow = NULL, *fast = NULL;
+    size_t len = 0;
+    imp_error_t *es = imp_envelope_serialize(&e, &slow);
+    imp_error_t *ef = imp_envelope_serialize_trusted(&e, &fast, &len);
+    fuzz_check(es == NULL && ef == NULL && strcmp(slow, fast) == 0 && len == strlen(slow));
+    free(slow);
+    free(fast);
+    imp_envelope_dispose(&e);
+}
+
+/* The body reader accepts exactly what json_loadb accepts, into the same values in the same
+ * order. */
+static void fuzz_check_reader(const uint8_t *data, size_t size)
+{
+    json_t *mine = ing_json_load((const char *)data, size, NULL);
+    json_t *ref = json_loadb(size > 0 ? (const char *)data : "", size,
+                             JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
+    fuzz_check((mine == NULL) == (ref == NULL));
+    if (mine != NULL) {
+        char *a = json_dumps(mine, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *b = json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY);
+        fuzz_check(a != NULL && b != NULL && strcmp(a, b) == 0 && json_equal(mine, ref));
+        free(a);
+        free(b);
+    }
+    json_decref(mine);
+    json_decref(ref);
 }
 
 static int fuzz_normalize(ing_channel_t ch, const uint8_t *data, size_t size)
 {
     /* The first byte says whether a webhook-id comes with the body. */
     const char *wh = size > 0 && (data[0] & 1) ? "msg_fuzz" : NULL;
+    fuzz_check_reader(data, size);
     ing_event_t *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
     imp_error_t *ea = ing_normalize(ch, (const char *)data, size, wh, &a, &na);

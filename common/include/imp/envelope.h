@@ -93,6 +93,19 @@ imp_error_t *imp_envelope_parse(const char *buf, size_t len, imp_envelope_t *out
  * optional attributes never. On error (poison, "bad_envelope") *out is NULL. */
 imp_error_t *imp_envelope_serialize(const imp_envelope_t *e, char **out);
 
+/* Deepest data imp_envelope_serialize_trusted writes (a cycle in data reaches it too);
+ * imp_envelope_parse reads at most 2048 levels anyway. */
+#define IMP_ENVELOPE_DATA_DEPTH_MAX 4096
+
+/* The bytes imp_envelope_serialize writes, written straight into the buffer, for an
+ * envelope whose fixed attributes already passed the rules (set by imp_envelope_new_event,
+ * _derive, _set_dlq or _parse, and traceparent by imp_trace_format): those are not checked
+ * again (debug builds assert them). Still checked: subject and dlq.reason not empty and valid
+ * UTF-8, attempt not negative, the times in range, data an object no deeper than
+ * IMP_ENVELOPE_DATA_DEPTH_MAX. *out is a new heap string (caller frees with free()) and *len
+ * (len may be NULL) its length; on error (poison, "bad_envelope") *out is NULL. */
+imp_error_t *imp_envelope_serialize_trusted(const imp_envelope_t *e, char **out, size_t *len);
+
 /* A new event: out (need not be initialized) gets id, source, type, tenantid, time = now,
  * attempt 0, and data (takes ownership; NULL means an empty object). Fails with a poison
  * error naming the first argument that breaks a rule; data is released then too. */

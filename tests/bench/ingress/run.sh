@@ -72,7 +72,8 @@ counter() { metric "imperium_ingress_requests_total{route=\"generic\",status=\"$
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$INGRESS_PID/stat"; }
 
 echo "ingress benchmark: $(nproc) cores, $SECONDS_RUN s per phase, wrk -t$WRK_THREADS -c$CONNS," \
-    "ingress ${BENCH_INGRESS_THREADS:-2} threads, producer props: $PRODUCER_PROPS"
+    "ingress ${BENCH_INGRESS_THREADS:-2} threads, producer props: $PRODUCER_PROPS," \
+    "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 SECONDS_RUN=3 run "warm-up (signed)" /v1/webhooks/generic/bench "$POOL" "$WRK_THREADS" >/dev/null
 run "GET /livez" /livez
 LIVEZ_RPS=$RPS LIVEZ_P99=$P99

@@ -734,6 +734,320 @@ START_TEST(serialize_validates)
 }
 END_TEST
 
+/* ---- the trusted serializer: the same bytes as imp_envelope_serialize ---- */
+
+/* Both serializers on e: equal text, which parses back to an envelope that writes the same
+ * text again. */
+static void expect_same_text(const imp_envelope_t *e, bool parses)
+{
+    char *slow = NULL, *fast = NULL;
+    size_t len = 0;
+    imp_error_t *err = imp_envelope_serialize(e, &slow);
+    ck_assert_msg(err == NULL, "serialize: %s", err ? imp_error_message(err) : "");
+    err = imp_envelope_serialize_trusted(e, &fast, &len);
+    ck_assert_msg(err == NULL, "serialize_trusted: %s", err ? imp_error_message(err) : "");
+    ck_assert_str_eq(fast, slow);
+    ck_assert_uint_eq(len, strlen(slow));
+    if (parses) {
+        imp_envelope_t back;
+        char *again = NULL;
+        err = imp_envelope_parse(fast, len, &back);
+        ck_assert_msg(err == NULL, "parse: %s", err ? imp_error_message(err) : "");
+        ck_assert_ptr_null(imp_envelope_serialize_trusted(&back, &again, NULL));
+        ck_assert_str_eq(again, fast);
+        free(again);
+        imp_envelope_dispose(&back);
+    }
+    free(slow);
+    free(fast);
+}
+
+START_TEST(trusted_fixed_texts)
+{
+    const char *const texts[] = {full, minimal};
+    for (size_t i = 0; i < IMP_ARRAY_LEN(texts); i++) {
+        imp_envelope_t e;
+        ck_assert_ptr_null(parse_str(texts[i], &e));
+        expect_same_text(&e, true);
+        imp_envelope_dispose(&e);
+    }
+    /* Every byte that needs an escape, in the free text and in data. */
+    imp_envelope_t e;
+    ck_assert_ptr_null(parse_str(full, &e));
+    char text[160];
+    size_t n = 0;
+    for (int c = 1; c < 0x20; c++)
+        text[n++] = (char)c;
+    static const char tail[] = "\"\\/\x7f end";
+    memcpy(text + n, tail, sizeof(tail));
+    free(e.subject);
+    e.subject = imp_strdup(text);
+    free(e.dlq.reason);
+    e.dlq.reason = imp_strdup(text);
+    json_object_set_new(e.data, text, json_stringn("\0a\0", 3));
+    json_object_set_new(e.data, "s", json_string(text));
+    expect_same_text(&e, false); /* \u0000 in data: parse refuses it */
+    imp_envelope_dispose(&e);
+}
+END_TEST
+
+/* Deterministic pseudo-random numbers (xorshift64), so a failure can be replayed. */
+static uint64_t rng_state;
+
+static unsigned rng(unsigned n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state % n);
+}
+
+/* Text of 0..~60 bytes from pieces that stress escaping and UTF-8, with long plain runs
+ * crossing the 8-byte words the writer scans. */
+static void random_text(char *out, size_t cap)
+{
+    static const char *const pieces[] = {"a",
+                                         "Z",
+                                         " ",
+                                         "lorem ipsum dolor ",
+                                         "\"",
+                                         "\\",
+                                         "/",
+                                         "\x7f",
+                                         "\n",
+                                         "\t",
+                                         "\r",
+                                         "\b",
+                                         "\f",
+                                         "\x01",
+                                         "\x1f",
+                                         "\xc3\xa9",
+                                         "\xc2\x80",
+                                         "\xdf\xbf",
+                                         "\xe2\x82\xac",
+                                         "\xe2\x80\xa8",
+                                         "\xef\xbf\xbf",
+                                         "\xe0\xa0\x80",
+                                         "\xf0\x9f\x98\x80",
+                                         "\xf4\x8f\xbf\xbf",
+                                         "\xf0\x90\x80\x80",
+                                         "12345678",
+                                         "{\"x\":[1]}"};
+    size_t n = 0;
+    for (unsigned k = rng(12); k > 0; k--) {
+        const char *p = pieces[rng(IMP_ARRAY_LEN(pieces))];
+        size_t len = strlen(p);
+        if (n + len + 1 > cap)
+            break;
+        memcpy(out + n, p, len);
+        n += len;
+    }
+    out[n] = '\0';
+}
+
+static json_t *random_json(int depth)
+{
+    static const double reals[] = {0.1, -2.5, 1e300, 5e-324, 123456789.0, -0.0, 1.0 / 3, 1e-7};
+    static const json_int_t ints[] = {0, -1, 7, 1000000, INT64_MAX, INT64_MIN, -9000000000};
+    char text[128];
+    unsigned kind = depth > 4 ? 2 + rng(6) : rng(8);
+    switch (kind) {
+    case 0: {
+        json_t *o = json_object();
+        for (unsigned k = rng(5); k > 0; k--) {
+            random_text(text, sizeof(text));
+            json_object_set_new(o, text, random_json(depth + 1));
+        }
+        return o;
+    }
+    case 1: {
+        json_t *a = json_array();
+        for (unsigned k = rng(5); k > 0; k--)
+            json_array_append_new(a, random_json(depth + 1));
+        return a;
+    }
+    case 2:
+    case 3:
+        random_text(text, sizeof(text));
+        return json_string(text);
+    case 4:
+        return json_integer(ints[rng(IMP_ARRAY_LEN(ints))]);
+    case 5:
+        return json_real(reals[rng(IMP_ARRAY_LEN(reals))]);
+    case 6:
+        return rng(2) ? json_true() : json_false();
+    default:
+        return json_null();
+    }
+}
+
+static void random_envelope(imp_envelope_t *e)
+{
+    static const char *const types[] = {"imp.inbound.message.v1", "imp.test.v1", "imp.a_b.c.v12"};
+    json_t *data = json_object();
+    char text[128];
+    for (unsigned k = rng(6); k > 0; k--) {
+        random_text(text, sizeof(text));
+        json_object_set_new(data, text, random_json(1));
+    }
+    ck_assert_ptr_null(
+        imp_envelope_new_event(e, ID, "imperium/ingress", types[rng(IMP_ARRAY_LEN(types))],
+                               rng(2) ? "demo" : "5e5e5e5e-0000-4000-8000-0000000000", data));
+    e->time_ms = (int64_t)rng(1000000) * 1000000 + rng(1000);
+    random_text(text, sizeof(text));
+    if (rng(3) != 0 && text[0] != '\0')
+        e->subject = imp_strdup(text);
+    if (rng(2))
+        strcpy(e->traceparent, TP);
+    if (rng(2))
+        strcpy(e->causationid, CAUSE);
+    e->attempt = rng(3) == 0 ? (int)rng(100000) : 0;
+    if (rng(3) == 0)
+        e->notbefore_ms = e->time_ms + rng(100000);
+    random_text(text, sizeof(text));
+    if (rng(3) == 0 && text[0] != '\0')
+        ck_assert_ptr_null(imp_envelope_set_dlq(e, "send", (imp_err_class_t)(1 + rng(4)), text,
+                                                "imp.outbound.v1", (int32_t)rng(64),
+                                                (int64_t)rng(1000000) * 100000, e->time_ms + 1));
+}
+
+START_TEST(trusted_random_envelopes)
+{
+    rng_state = UINT64_C(0x9e3779b97f4a7c15);
+    for (int i = 0; i < 3000; i++) {
+        imp_envelope_t e;
+        random_envelope(&e);
+        expect_same_text(&e, true);
+        imp_envelope_dispose(&e);
+    }
+}
+END_TEST
+
+/* What the trusted serializer still checks, it refuses with the same message. */
+START_TEST(trusted_refuses_like_serialize)
+{
+    static const char *const messages[] = {
+        "time is outside 1970..9999",
+        "notbefore is outside 1970..9999",
+        "attempt is negative",
+        "subject is empty",
+        "subject is not valid utf-8",
+        "dlq.reason is not valid utf-8",
+        "dlq.reason is empty",
+        "dlq.at is outside 1970..9999",
+        "dlq.partition is negative",
+        "dlq.offset is negative",
+        "data is missing",
+        "data is not an object",
+    };
+    for (size_t i = 0; i < IMP_ARRAY_LEN(messages); i++) {
+        imp_envelope_t e;
+        ck_assert_ptr_null(parse_str(full, &e));
+        switch (i) {
+        case 0:
+            e.time_ms = -5;
+            break;
+        case 1:
+            e.notbefore_ms = 253402300800000;
+            break;
+        case 2:
+            e.attempt = -1;
+            break;
+        case 3:
+            e.subject[0] = '\0';
+            break;
+        case 4:
+            strcpy(e.subject, "\xff");
+            break;
+        case 5:
+            strcpy(e.dlq.reason, "\xc0\xaf");
+            break;
+        case 6:
+            e.dlq.reason[0] = '\0';
+            break;
+        case 7:
+            e.dlq.at_ms = -1;
+            break;
+        case 8:
+            e.dlq.partition = -1;
+            break;
+        case 9:
+            e.dlq.offset = -1;
+            break;
+        case 10:
+            json_decref(e.data), e.data = NULL;
+            break;
+        case 11:
+            json_decref(e.data), e.data = json_array();
+            break;
+        }
+        char *text = (char *)"sentinel";
+        size_t len = 99;
+        imp_error_t *err = imp_envelope_serialize_trusted(&e, &text, &len);
+        ck_assert_ptr_nonnull(err);
+        ck_assert_ptr_null(text);
+        ck_assert_uint_eq(len, 0);
+        ck_assert_str_eq(imp_error_message(err), messages[i]);
+        ck_assert_str_eq(imp_error_code(err), "bad_envelope");
+        imp_error_free(err);
+        err = imp_envelope_serialize(&e, &text);
+        ck_assert_str_eq(imp_error_message(err), messages[i]);
+        imp_error_free(err);
+        imp_envelope_dispose(&e);
+    }
+}
+END_TEST
+
+/* Data neither can write: invalid UTF-8 and a cycle. Depth: equal up to the limit, refused
+ * beyond it. */
+static void expect_both_refuse(const imp_envelope_t *e)
+{
+    char *text = NULL;
+    imp_error_t *err = imp_envelope_serialize_trusted(e, &text, NULL);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_null(text);
+    ck_assert_str_eq(imp_error_code(err), "bad_envelope");
+    imp_error_free(err);
+    err = imp_envelope_serialize(e, &text);
+    ck_assert_ptr_nonnull(err);
+    imp_error_free(err);
+}
+
+START_TEST(trusted_unwritable_data)
+{
+    imp_envelope_t e;
+    ck_assert_ptr_null(parse_str(minimal, &e));
+    json_object_set_new(e.data, "bad", json_stringn_nocheck("a\xff", 2));
+    expect_both_refuse(&e);
+    json_object_del(e.data, "bad");
+
+    json_t *a = json_object(), *b = json_object();
+    json_object_set(e.data, "a", a);
+    json_object_set(a, "b", b);
+    json_object_set(b, "a", a);
+    expect_both_refuse(&e);
+    json_object_del(b, "a"); /* break the cycle so that it can be freed */
+    json_decref(a);
+    json_decref(b);
+    json_object_del(e.data, "a");
+
+    json_t *deep = json_array(), *inner = deep;
+    for (int level = 3; level <= IMP_ENVELOPE_DATA_DEPTH_MAX; level++) {
+        json_t *next = json_array();
+        json_array_append_new(inner, next);
+        inner = next;
+    }
+    json_object_set_new(e.data, "deep", deep); /* data is level 1, deep 2 */
+    expect_same_text(&e, false);
+    json_array_append_new(inner, json_array());
+    char *text = NULL;
+    imp_error_t *err = imp_envelope_serialize_trusted(&e, &text, NULL);
+    ck_assert_ptr_nonnull(err);
+    imp_error_free(err);
+    imp_envelope_dispose(&e);
+}
+END_TEST
+
 START_TEST(large_data)
 {
     enum { BLOB = 4 << 20, ITEMS = 100000 };
@@ -880,9 +1194,7 @@ static void check_example(const char *dir, const char *name, int counts[3])
     if (want_ok) {
         ck_assert_msg(err == NULL, "%s: %s", name, err ? imp_error_message(err) : "");
         counts[strncmp(name, "valid-", 6) == 0 ? 0 : 2]++;
-        char *text = NULL;
-        ck_assert_ptr_null(imp_envelope_serialize(&e, &text));
-        free(text);
+        expect_same_text(&e, true);
     } else {
         ck_assert_msg(err != NULL, "%s was accepted", name);
         ck_assert_int_eq(imp_error_class(err), IMP_ERR_POISON);
@@ -957,6 +1269,14 @@ static Suite *envelope_suite(void)
     tcase_add_test(tc, new_event_rejects_bad_arguments);
     tcase_add_test(tc, set_dlq_and_serialize);
     tcase_add_test(tc, serialize_validates);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("trusted");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, trusted_fixed_texts);
+    tcase_add_test(tc, trusted_random_envelopes);
+    tcase_add_test(tc, trusted_refuses_like_serialize);
+    tcase_add_test(tc, trusted_unwritable_data);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("robustness");

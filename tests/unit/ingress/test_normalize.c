@@ -1,4 +1,5 @@
 /* Unit tests for the ingress normalizers, on real-shaped payloads in payloads/. */
+#include "../../../ingress/webhooks/json_read.c"
 #include "../../../ingress/webhooks/normalize_chatflow.c"
 #include "../../../ingress/webhooks/normalize_common.c"
 #include "../../../ingress/webhooks/normalize_generic.c"
@@ -797,6 +798,310 @@ START_TEST(deterministic_and_well_formed)
 }
 END_TEST
 
+/* ---- the body reader agrees with json_loadb ---- */
+
+/* ing_json_load and json_loadb(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY) on text[0..len):
+ * both refuse it, or both read values that are equal and written in the same order. Returns
+ * whether it was accepted. */
+static bool reader_agrees(const char *text, size_t len)
+{
+    ing_json_error_t err = {NULL, 0};
+    json_t *mine = ing_json_load(text, len, &err);
+    json_t *ref = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
+    ck_assert_msg((mine == NULL) == (ref == NULL), "\"%.*s\": jansson %s, ing_json_load %s (%s)",
+                  (int)(len < 200 ? len : 200), text, ref ? "accepts" : "refuses",
+                  mine ? "accepts" : "refuses", mine ? "" : err.text);
+    if (mine == NULL) {
+        ck_assert_ptr_nonnull(err.text);
+        ck_assert_uint_le(err.position, len);
+        return false;
+    }
+    char *a = json_dumps(mine, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *b = json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY);
+    ck_assert_str_eq(a, b);
+    ck_assert(json_equal(mine, ref));
+    free(a);
+    free(b);
+    json_decref(mine);
+    json_decref(ref);
+    return true;
+}
+
+START_TEST(reader_edge_cases)
+{
+    static const char *const texts[] = {
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "01",
+        "-01",
+        "-",
+        "--1",
+        "+1",
+        ".5",
+        "1.",
+        "1.5",
+        "-0.0",
+        "1e5",
+        "1E+5",
+        "1e-5",
+        "1e",
+        "1e+",
+        "1.5e",
+        "0e0",
+        "00",
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "999999999999999999",
+        "1000000000000000000",
+        "123456789012345678901234567890",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "3.14159265358979323846264338327950288",
+        "true",
+        "false",
+        "null",
+        "tru",
+        "nul",
+        "truex",
+        "True",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "[1,]",
+        "[,1]",
+        "{,}",
+        "{\"a\":1,}",
+        "{\"a\" 1}",
+        "{\"a\":}",
+        "{1:2}",
+        "{\"a\":1 \"b\":2}",
+        "[1 2]",
+        "\"\"",
+        "\"a\"",
+        "\"\\u0000\"",
+        "{\"\\u0000\":1}",
+        "\"\\ud83d\\ude00\"",
+        "\"\\ud83d\"",
+        "\"\\ude00\"",
+        "\"\\uD83D\\uDE00\"",
+        "\"\\ud83d\\u0041\"",
+        "\"\\ud83d\\ud83d\"",
+        "\"\\u00e9\\u00E9\"",
+        "\"\\uZZZZ\"",
+        "\"\\u12\"",
+        "\"\\x\"",
+        "\"\\/\"",
+        "\"\\b\\f\\n\\r\\t\\\"\\\\\"",
+        "\"\xc3\xa9\"",
+        "\"\xe2\x82\xac\"",
+        "\"\xf0\x9f\x98\x80\"",
+        "\"\xc0\x80\"",
+        "\"\xc1\xbf\"",
+        "\"\xe0\x80\x80\"",
+        "\"\xed\xa0\x80\"",
+        "\"\xf0\x80\x80\x80\"",
+        "\"\xf4\x90\x80\x80\"",
+        "\"\xf5\x80\x80\x80\"",
+        "\"\xff\"",
+        "\"\x80\"",
+        "\"\xe2\x82\"",
+        "\"\x7f\"",
+        "\"\x01\"",
+        "\"\t\"",
+        "\"\n\"",
+        "\"abc",
+        "\"abc\\",
+        "[\"a\\\"b\"]",
+        "{\"a\":1,\"a\":2}",
+        "{\"a\":1,\"\\u0061\":2}",
+        "{\"a\":{\"a\":1},\"b\":{\"a\":2}}",
+        "{\"k\\n\":\"v\\t\",\"k\\u00e9\":[\"x\\\"\"]}",
+        " \t\r\n{ \"a\" : [ 1 , 2 ] } \n",
+        "\xef\xbb\xbf{}",
+        "{} x",
+        "{}{}",
+        "[]]",
+        "",
+        " ",
+        "{\"a\":\"lorem ipsum dolor sit amet, consectetur\\u0021 adipiscing\"}",
+        "[1.0,2.50,-0e-0,1E400]",
+        "[\"\xe2\x80\xa8\xe2\x80\xa9\"]",
+    };
+    for (size_t i = 0; i < IMP_ARRAY_LEN(texts); i++)
+        reader_agrees(texts[i], strlen(texts[i]));
+    /* jansson loses a NUL byte read just past a number or a literal: "1\0" is 1. */
+    static const struct {
+        const char *text;
+        size_t len;
+    } nul[] = {
+        {"1\0", 2},          {"1\0\0", 3}, {"[1\0]", 4},   {"[true\0,null\0]", 14},
+        {"1.5\0 ", 5},       {"[\0]", 3},  {"\"a\0\"", 4}, {"{\"a\0\":1}", 8},
+        {"{\"a\":-0\0}", 9}, {"\0", 1},    {"{}\0", 3},    {"1e5\0", 4},
+    };
+    for (size_t i = 0; i < IMP_ARRAY_LEN(nul); i++)
+        reader_agrees(nul[i].text, nul[i].len);
+    ck_assert_ptr_null(ing_json_load(NULL, 0, NULL));
+}
+END_TEST
+
+/* Strings with a byte that needs a look at every offset of the 8-byte words scanned. */
+START_TEST(reader_word_boundaries)
+{
+    static const char *const specials[] = {
+        "\\n",  "\\\"", "\\u00e9", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+        "\x01", "\xff", "\"",      "\\"};
+    char text[128];
+    for (size_t s = 0; s < IMP_ARRAY_LEN(specials); s++) {
+        for (size_t before = 0; before < 20; before++) {
+            for (size_t after = 0; after < 12; after++) {
+                int n = snprintf(text, sizeof(text), "{\"%.*s%s%.*s\":\"%.*s%s%.*s\"}", (int)before,
+                                 "abcdefghijklmnopqrstuvwxyz", specials[s], (int)after,
+                                 "0123456789abcdef", (int)after, "ABCDEFGHIJKLMNOP", specials[s],
+                                 (int)before, "zyxwvutsrqponmlkjihgfedcba");
+                reader_agrees(text, (size_t)n);
+            }
+        }
+    }
+}
+END_TEST
+
+/* Nesting: jansson's limit counts every value, scalars too. */
+START_TEST(reader_depth)
+{
+    size_t cap = 3 * 2100 * 5 + 8;
+    char *text = imp_malloc(cap);
+    for (int depth = 2045; depth <= 2050; depth++) {
+        size_t n = 0;
+        for (int i = 0; i < depth; i++)
+            text[n++] = '[';
+        for (int i = 0; i < depth; i++)
+            text[n++] = ']';
+        reader_agrees(text, n);
+        n = 0;
+        for (int i = 0; i < depth; i++) {
+            memcpy(text + n, "{\"a\":", 5);
+            n += 5;
+        }
+        text[n++] = '1';
+        for (int i = 0; i < depth; i++)
+            text[n++] = '}';
+        reader_agrees(text, n);
+    }
+    free(text);
+}
+END_TEST
+
+/* Random documents from a small grammar, some of them damaged: accepted or refused alike. */
+static uint64_t rng_state = UINT64_C(0x2545f4914f6cdd1d);
+
+static unsigned rng(unsigned n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state % n);
+}
+
+static void put(char *buf, size_t *n, const char *s)
+{
+    size_t len = strlen(s);
+    memcpy(buf + *n, s, len);
+    *n += len;
+}
+
+static void random_doc(char *buf, size_t *n, int depth)
+{
+    static const char *const atoms[] = {"0",
+                                        "-12",
+                                        "1.5e3",
+                                        "1e400",
+                                        "12345678901234567890",
+                                        "true",
+                                        "null",
+                                        "\"\"",
+                                        "\"plain text of some length\"",
+                                        "\"\\u00e9\\n\"",
+                                        "\"\xc3\xa9\xe2\x82\xac\"",
+                                        "\"\\ud83d\\ude00\"",
+                                        "\"\\ud83d\"",
+                                        "\"\\u0000\"",
+                                        "-0.0",
+                                        "\"\xed\xa0\x80\"",
+                                        "\"a\\\"b\\\\\""};
+    static const char *const keys[] = {"\"a\"",        "\"b\"",    "\"\\u0061\"",
+                                       "\"\xc3\xa9\"", "\"k\\n\"", "\"\""};
+    unsigned kind = depth > 5 ? 2 : rng(4);
+    if (kind == 0) {
+        put(buf, n, "{");
+        for (unsigned i = 0, m = rng(4); i < m; i++) {
+            put(buf, n, i ? "," : "");
+            put(buf, n, keys[rng(IMP_ARRAY_LEN(keys))]);
+            put(buf, n, rng(4) ? ":" : " : ");
+            random_doc(buf, n, depth + 1);
+        }
+        put(buf, n, "}");
+    } else if (kind == 1) {
+        put(buf, n, "[");
+        for (unsigned i = 0, m = rng(4); i < m; i++) {
+            put(buf, n, i ? (rng(4) ? "," : " ,\n") : "");
+            random_doc(buf, n, depth + 1);
+        }
+        put(buf, n, "]");
+    } else {
+        put(buf, n, atoms[rng(IMP_ARRAY_LEN(atoms))]);
+    }
+}
+
+START_TEST(reader_random_documents)
+{
+    static const char damage[] = " \t{}[],:\"\\-0e.a\x80\xc3";
+    char *buf = imp_malloc(1 << 16);
+    int accepted = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t n = 0;
+        random_doc(buf, &n, 0);
+        for (unsigned k = rng(4) == 0 ? 1 + rng(2) : 0; k > 0 && n > 0; k--) {
+            size_t at = rng((unsigned)n);
+            if (rng(2))
+                buf[at] = damage[rng(sizeof(damage))]; /* the NUL included */
+            else
+                memmove(buf + at, buf + at + 1, --n - at);
+        }
+        accepted += reader_agrees(buf, n);
+    }
+    ck_assert_int_gt(accepted, 5000);
+    free(buf);
+}
+END_TEST
+
+/* Every payload of the unit tests reads the same. */
+START_TEST(reader_payloads)
+{
+    char *dir = payload_path("");
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *ent;
+    int files = 0;
+    while ((ent = readdir(d)) != NULL) {
+        if (strstr(ent->d_name, ".json") == NULL)
+            continue;
+        size_t len;
+        char *body = load(ent->d_name, &len);
+        ck_assert_msg(reader_agrees(body, len), "%s", ent->d_name);
+        free(body);
+        files++;
+    }
+    closedir(d);
+    free(dir);
+    ck_assert_int_gt(files, 20);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ingress_normalize");
@@ -834,6 +1139,14 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_json);
     tcase_add_test(tc, unknown_shapes_are_kept);
     tcase_add_test(tc, deterministic_and_well_formed);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("reader");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, reader_edge_cases);
+    tcase_add_test(tc, reader_word_boundaries);
+    tcase_add_test(tc, reader_depth);
+    tcase_add_test(tc, reader_random_documents);
+    tcase_add_test(tc, reader_payloads);
     suite_add_tcase(s, tc);
     return s;
 }
