@@ -8,12 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Reports can arrive out of order (a replayed send's `sent` before the relay publishes the
+ * first attempt's `failed`): a report never takes a message back from a later state
+ * (failed/unknown < sent < delivered < read). */
+#define SQL_RANK(x)                                                                                \
+    "(CASE " x " WHEN 'read' THEN 3 WHEN 'delivered' THEN 2 WHEN 'sent' THEN 1 ELSE 0 END)"
 #define SQL_DELIVERY_UPDATE                                                                        \
     "UPDATE messages SET delivery_status = $2, delivery_updated_at = now(), "                      \
-    "provider_message_id = coalesce($3, provider_message_id) WHERE operation_id = $1::uuid"
+    "provider_message_id = coalesce($3, provider_message_id) WHERE operation_id = $1::uuid "       \
+    "AND (delivery_status IS NULL OR " SQL_RANK("delivery_status") " <= " SQL_RANK("$2::text") ")"
 
 /* An outbound dialog did not emit (an answer, a safe reply, an escalation from qc): its row
- * is created here, without text, so its provider id can be found. */
+ * is created here, without text, so its provider id can be found (nothing when the row is
+ * there already and the report was stale). */
 #define SQL_DELIVERY_INSERT                                                                        \
     "INSERT INTO messages (tenant_id, conversation_id, direction, operation_id, kind, payload, "   \
     "provider_message_id, delivery_status, delivery_updated_at) "                                  \

@@ -136,6 +136,34 @@ static bool is_last_attempt(const imp_envelope_t *ev)
     return ev->attempt + 1 >= rag_settings.rt.max_attempts;
 }
 
+/* Turns whose LLM call this process gave up on (on their last attempt). The runtime runs a
+ * batch's successful handlers again when a later event of the batch fails; such a re-run of
+ * the same attempt takes the same outcome instead of calling the LLM once more. */
+#define GAVE_UP_SLOTS 64
+static struct {
+    char turn[IMP_UUID_STR_SIZE];
+    int attempt;
+    const char *failure;
+} gave_up[GAVE_UP_SLOTS];
+static unsigned gave_up_next;
+
+static const char *gave_up_before(const imp_envelope_t *ev)
+{
+    for (unsigned i = 0; i < GAVE_UP_SLOTS; i++)
+        if (gave_up[i].failure != NULL && gave_up[i].attempt == ev->attempt &&
+            strcmp(gave_up[i].turn, ev->id) == 0)
+            return gave_up[i].failure;
+    return NULL;
+}
+
+static void remember_gave_up(const imp_envelope_t *ev, const char *failure)
+{
+    unsigned i = gave_up_next++ % GAVE_UP_SLOTS;
+    snprintf(gave_up[i].turn, sizeof(gave_up[i].turn), "%s", ev->id);
+    gave_up[i].attempt = ev->attempt;
+    gave_up[i].failure = failure;
+}
+
 /* An LLM failure: retried by the runtime while attempts remain; on the last attempt (or when
  * retrying cannot help) the turn goes on as mode none, so qc sends the safe reply and
  * escalates instead of the turn dying in the dead-letter queue with the customer unanswered. */
@@ -151,6 +179,7 @@ static imp_error_t *llm_failed(const imp_envelope_t *ev, imp_error_t *err, answe
                  : strcmp(imp_error_code(err), "llm_status") == 0 ? "llm_status"
                                                                   : "llm_garbage";
     a->answer = imp_strdup("");
+    remember_gave_up(ev, a->failure);
     imp_error_free(err);
     return NULL;
 }
@@ -181,6 +210,11 @@ static imp_error_t *answer(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, cons
                       .hits = res,
                       .nctx = nctx,
                       .traceparent = ev->traceparent};
+    const char *failure = gave_up_before(ev);
+    if (failure != NULL) {
+        *a = (answer_t){.mode = "none", .failure = failure, .answer = imp_strdup("")};
+        return NULL;
+    }
     rag_completion_t c;
     imp_error_t *err = rag_llm_answer(imp_worker_ctx_pg(ctx), rag.side, rag.http, &p, &c);
     if (err != NULL && strncmp(imp_error_code(err), "llm_", 4) == 0)
