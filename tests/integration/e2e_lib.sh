@@ -150,7 +150,9 @@ e2e_ingress() {
 # The dev broker never sets TCP_NODELAY: with more than one request in flight each produce
 # waits ~40 ms (Nagle + delayed ACK, STACK-NOTES.md), which caps a batch-of-1 worker (send)
 # at ~20 events/s. One in flight, as the ingress tests do.
+# The dev broker holds an empty fetch for the whole fetch.wait.max.ms (docs/devbroker.md).
 E2E_WORKER_ENV=(IMP_PG_DSN="$IMP_PG_APP_DSN" IMP_WORKER_RETRY_BASE=200ms
+    IMP_KAFKA_CONSUMER_PROPS=fetch.wait.max.ms=5
     IMP_KAFKA_PRODUCER_PROPS=max.in.flight.requests.per.connection=1
     IMP_WORKER_RETRY_MAX=2s IMP_WORKER_RELAY_INTERVAL=200ms IMP_WORKER_RELAY_GRACE=1s
     IMP_WORKER_INFRA_BACKOFF_MAX=1s)
@@ -330,3 +332,122 @@ print(f"replies {n} distinct {len(ids)} duplicates {n - len(ids) + extra} "
 }
 
 at_least_requests() { [ "$(requests "${2:-generic}")" -ge "$1" ]; }
+
+# ---- faults and bursts (it_e2e_burst.sh, it_e2e_provider_faults.sh, it_e2e_llm_faults.sh) ----
+#   e2e_fake KIND [ARGS…]          one fake provider with its own knobs (send_fake_provider:
+#                                  --script S,S,… --retry-after S --delay-ms D --fail-while F)
+#   e2e_fake_llm                   progs/rag_fake_llm: $FAKE_LLM_URL, its log $FAKE_LLM_LOG
+#   llm_requests KIND QUESTION     LLM requests answered as KIND (ok, slow, 500, garbage,
+#                                  empty) whose last user message is QUESTION
+#   e2e_generic ID CONV TEXT       a signed generic webhook from customer CONV, ACKed
+#   fake_messages KIND             "recipient<TAB>text" per request fake KIND received
+#   e2e_at_rest / e2e_settled T    the tenant's conversation path has nothing in flight
+#   delivery_mismatches            outbound rows whose status dialog recorded differently
+#   e2e_bad_customer_texts RE      customer-facing bodies that are blank or match RE
+
+e2e_fake() { # e2e_fake KIND [ARGS…]
+    local kind=$1
+    shift
+    start_fake "$kind" "$@"
+    printf -v "FAKE_$kind" '%s' "$FAKE_URL"
+}
+
+FAKE_LLM_URL= FAKE_LLM_LOG=
+e2e_fake_llm() {
+    FAKE_LLM_LOG="$IMP_TEST_TMP/llm.log"
+    : >"$FAKE_LLM_LOG"
+    rm -f "$IMP_TEST_TMP/llm.port"
+    start_bg fake-llm "$BIN/rag_fake_llm" "$IMP_TEST_TMP/llm.port" "$FAKE_LLM_LOG"
+    wait_for_file "$IMP_TEST_TMP/llm.port" 10 || fail "the fake LLM did not start"
+    FAKE_LLM_URL="http://127.0.0.1:$(cat "$IMP_TEST_TMP/llm.port")/v1/chat/completions"
+}
+
+llm_requests() { grep -cxF -- "$1|$2" "$FAKE_LLM_LOG" || true; }
+
+e2e_generic() { # e2e_generic MESSAGE_ID CONVERSATION TEXT
+    post_standard generic shop "$E2E_GENERIC" "$1" "$(python3 -c '
+import json, sys
+print(json.dumps({"conversation": sys.argv[2], "sender": {"id": sys.argv[2], "name": "Ann"},
+                  "message": {"id": sys.argv[1], "text": sys.argv[3]}}))' "$1" "$2" "$3")"
+    [ "$STATUS" = 200 ] || fail "generic webhook $1: $STATUS $RESP"
+}
+
+fake_messages() { # fake_messages KIND: newlines and tabs of the text as spaces
+    fake_bodies "$1" | python3 -c '
+import json, sys
+kind = sys.argv[1]
+for l in sys.stdin:
+    b = json.loads(l)
+    if kind == "whatsapp":
+        r, t = b.get("to"), (b.get("text") or {}).get("body")
+    elif kind == "generic":
+        r, t = b.get("recipient"), b.get("text")
+    else:
+        r, t = b.get("chat_id"), b.get("text")
+    t = "" if t is None else str(t)
+    print("%s\t%s" % (r, t.replace("\n", " ").replace("\t", " ")))' "$1"
+}
+
+# At rest: no burst pending, every emitted turn decided by qc, the outbox published, every
+# outbound message the pipeline emitted settled by imperium-send (sent, failed or unknown),
+# and every delivery report consumed by dialog. A reply still on its way keeps this false,
+# so counts taken after it are final.
+e2e_at_rest() {
+    [ "$(q "SELECT NOT EXISTS (SELECT 1 FROM turns WHERE tenant_id = '$TID' AND state = 'pending')
+        AND (SELECT count(*) FROM turns WHERE tenant_id = '$TID' AND state = 'emitted')
+            = (SELECT count(*) FROM message_traces WHERE tenant_id = '$TID')
+        AND NOT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)
+        AND NOT EXISTS (
+            SELECT 1 FROM (SELECT DISTINCT operation_id FROM outbox
+                           WHERE topic = 'imp.outbound.v1'
+                             AND payload::jsonb->>'tenantid' = '$TID') o
+            LEFT JOIN outbound b ON b.operation_id = o.operation_id
+            WHERE b.state IS NULL OR b.state NOT IN ('sent', 'failed', 'unknown'))
+        AND NOT EXISTS (
+            SELECT 1 FROM outbox o WHERE o.topic = 'imp.delivery.v1'
+               AND o.payload::jsonb->>'tenantid' = '$TID'
+               AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.worker = 'dialog'
+                               AND i.operation_id = o.operation_id AND i.state = 'done'))")" = t ]
+}
+
+# delivery_mismatches: outbound rows whose delivery status in dialog's messages differs from
+# imperium-send's final state, "channel purpose state/dialog status" per line.
+delivery_mismatches() {
+    q "SELECT b.channel || ' ' || b.purpose || ' ' || b.state || '/' || coalesce(m.delivery_status, '-')
+       FROM outbound b LEFT JOIN messages m ON m.operation_id = b.operation_id
+       WHERE b.tenant_id = '$TID' AND b.conversation_id IS NOT NULL
+         AND m.delivery_status IS DISTINCT FROM b.state ORDER BY b.id"
+}
+
+e2e_settled() { # e2e_settled TIMEOUT
+    wait_for "$1" "the conversation path at rest" e2e_at_rest ||
+        fail "not at rest after $1 s: $(q "SELECT 'pending turns ' || count(*) FILTER (WHERE state = 'pending')
+            || ', emitted ' || count(*) FILTER (WHERE state = 'emitted') FROM turns WHERE tenant_id = '$TID'"),
+            traces $(q "SELECT count(*) FROM message_traces WHERE tenant_id = '$TID'"),
+            unpublished $(q "SELECT count(*) FROM outbox WHERE published_at IS NULL"),
+            outbound $(q "SELECT coalesce(string_agg(purpose || ':' || state, ' '), '-') FROM outbound WHERE tenant_id = '$TID'"),
+            deliveries dialog has not consumed $(q "SELECT count(*) FROM outbox o WHERE o.topic = 'imp.delivery.v1'
+                AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.worker = 'dialog'
+                                AND i.operation_id = o.operation_id AND i.state = 'done')"),
+            delivery statuses (send/dialog) $(q "SELECT coalesce(string_agg(b.channel || ':' || b.state || '/'
+                || coalesce(m.delivery_status, '-'), ' ' ORDER BY b.id), '-') FROM outbound b
+                LEFT JOIN messages m ON m.operation_id = b.operation_id WHERE b.tenant_id = '$TID'")"
+}
+
+# e2e_bad_customer_texts RE: every body a customer received (all four fakes; Telegram
+# messages to the manager chat excluded) whose text is blank or matches the Python regular
+# expression RE (case-insensitive), one per line; nothing when all are clean.
+e2e_bad_customer_texts() {
+    local k
+    for k in chatflow whatsapp telegram generic; do
+        fake_messages "$k" | python3 -c '
+import re, sys
+kind, manager, bad = sys.argv[1], sys.argv[2], re.compile(sys.argv[3], re.I)
+for l in sys.stdin:
+    r, t = l.rstrip("\n").split("\t", 1)
+    if kind == "telegram" and r == manager:
+        continue
+    if not t.strip() or bad.search(t):
+        print("%s to %s: %r" % (kind, r, t))' "$k" "$MANAGER_CHAT" "$1"
+    done
+}
