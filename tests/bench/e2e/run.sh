@@ -7,11 +7,16 @@
 #
 # Two phases, each with its own conversations (one message each, one POST each):
 #   1. throughput: BENCH_N (2000) messages offered as fast as the driver can (BENCH_THREADS
-#      (64) requests in flight, tests/integration/progs/e2e_load.c): replies/s = replies / (last reply − first ACK).
+#      (64) requests in flight, tests/integration/progs/e2e_load.c):
+#      replies/s = replies / (last reply − first ACK); then the CPU each kind of process spent
+#      per message in that phase.
 #   2. latency: BENCH_LAT_N (2000) messages at a fixed offered rate BENCH_RATE (200/s):
 #      webhook ACK (the ingress's 200) → provider received (the fake's record), p50/p99/max.
 # Targets of issue 6 (2 cores): >= 1,000 replies/s sustained; p99 <= 100 ms at 200/s.
-# BENCH_SENDERS (3) imperium-send processes.
+# Knobs: BENCH_SENDERS (3) imperium-send processes; BENCH_BATCH_WAIT, BENCH_CONSUMER_PROPS
+# for the workers' IMP_WORKER_BATCH_WAIT and IMP_KAFKA_CONSUMER_PROPS; IMP_TEST_PG_OPTS='-c
+# shared_preload_libraries=pg_stat_statements' (read by the harness) adds Postgres's most
+# costly statements at the end.
 # Timestamps are wall-clock ms on one machine (driver and fake both read gettimeofday).
 set -euo pipefail
 source "$IMP_SOURCE_DIR/tests/integration/e2e_lib.sh"
@@ -24,7 +29,9 @@ SENDERS=${BENCH_SENDERS:-3}
 export IMP_LOG_LEVEL=warn
 
 # The production relay cadence (the tests' 200 ms relay interval is a steady cost here).
-E2E_WORKER_ENV+=(IMP_WORKER_RELAY_INTERVAL=5s IMP_WORKER_RELAY_GRACE=10s ${BENCH_CONSUMER_PROPS:+IMP_KAFKA_CONSUMER_PROPS=$BENCH_CONSUMER_PROPS})
+E2E_WORKER_ENV+=(IMP_WORKER_RELAY_INTERVAL=5s IMP_WORKER_RELAY_GRACE=10s
+    ${BENCH_CONSUMER_PROPS:+IMP_KAFKA_CONSUMER_PROPS=$BENCH_CONSUMER_PROPS}
+    ${BENCH_BATCH_WAIT:+IMP_WORKER_BATCH_WAIT=$BENCH_BATCH_WAIT})
 e2e_fleet
 # imperium-send makes one provider call at a time: more processes share imp.outbound.v1's
 # partitions (one consumer group).
