@@ -1,6 +1,7 @@
 /* The CloudEvents envelope: parse and validate, serialize, build, and RFC 3339 times. */
 #include "imp/envelope.h"
 
+#include "imp/json_text.h"
 #include "imp/mem.h"
 
 #include <assert.h>
@@ -755,47 +756,13 @@ static void wb_put(wbuf_t *w, const char *s, size_t n)
 
 #define WB_LIT(w, s) wb_put((w), (s), sizeof(s) - 1)
 
-/* The length of the UTF-8 sequence at s[0..n) (s[0] >= 0x80) by jansson's rules: no overlong
- * forms, no surrogates, nothing above U+10FFFF; 0 when there is none. */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len = c >= 0xc2 && c <= 0xdf   ? 2
-                 : c >= 0xe0 && c <= 0xef ? 3
-                 : c >= 0xf0 && c <= 0xf4 ? 4
-                                          : 0;
-    if (len == 0 || len > n)
-        return 0;
-    uint32_t v = c & (len == 2 ? 0x1fu : len == 3 ? 0x0fu : 0x07u);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = v << 6 | (s[i] & 0x3fu);
-    }
-    if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff) || (len == 3 && v < 0x800) ||
-        (len == 4 && v < 0x10000))
-        return 0;
-    return len;
-}
-
-/* Whether one of the 8 bytes of x is a control character, '"', '\\' or not ASCII: the bytes
- * a JSON string writer must look at. Exact for "none" (a false "some" only costs time). */
-static bool word_special(uint64_t x)
-{
-    const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
-    uint64_t quote = x ^ (ones * '"'), bslash = x ^ (ones * '\\');
-    uint64_t hit =
-        ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | x;
-    return (hit & high) != 0;
-}
-
 /* The first index from i whose 8-byte word may hold a byte to look at (or the tail). */
 static size_t skip_plain_words(const unsigned char *u, size_t i, size_t n)
 {
     uint64_t x;
     for (; i + 8 <= n; i += 8) {
         memcpy(&x, u + i, 8);
-        if (word_special(x))
+        if (imp_json_word_special(x))
             break;
     }
     return i;
@@ -846,7 +813,7 @@ static bool put_string(wbuf_t *w, const char *s, size_t n)
     w->p[w->len++] = '"';
     while ((i = skip_plain_words(u, i, n)) < n) {
         if (u[i] >= 0x80) {
-            size_t k = utf8_sequence(u + i, n - i);
+            size_t k = imp_json_utf8_sequence(u + i, n - i);
             if (k == 0)
                 return false;
             i += k;

@@ -3,6 +3,7 @@
  * a time and copied once; jansson's lexer takes them a byte at a time through callbacks). */
 #include "core_internal.h"
 
+#include "imp/json_text.h"
 #include "imp/mem.h"
 
 #include <stdlib.h>
@@ -60,47 +61,13 @@ static void skip_ws(reader_t *r)
 
 /* ---- strings ---- */
 
-/* The length of the UTF-8 sequence at s[0..n) (s[0] >= 0x80) by jansson's rules: no overlong
- * forms, no surrogates, nothing above U+10FFFF; 0 when there is none. */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len = c >= 0xc2 && c <= 0xdf   ? 2
-                 : c >= 0xe0 && c <= 0xef ? 3
-                 : c >= 0xf0 && c <= 0xf4 ? 4
-                                          : 0;
-    if (len == 0 || len > n)
-        return 0;
-    uint32_t v = c & (len == 2 ? 0x1fu : len == 3 ? 0x0fu : 0x07u);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = v << 6 | (s[i] & 0x3fu);
-    }
-    if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff) || (len == 3 && v < 0x800) ||
-        (len == 4 && v < 0x10000))
-        return 0;
-    return len;
-}
-
-/* Whether one of the 8 bytes of x is a control character, '"', '\\' or not ASCII. Exact for
- * "none" (a false "some" only costs time). */
-static bool word_special(uint64_t x)
-{
-    const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
-    uint64_t quote = x ^ (ones * '"'), bslash = x ^ (ones * '\\');
-    uint64_t hit =
-        ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | x;
-    return (hit & high) != 0;
-}
-
 /* The first byte from q on that is not printable ASCII other than '"' and '\\' (or end). */
 static const unsigned char *skip_plain(const unsigned char *q, const unsigned char *end)
 {
     uint64_t x;
     for (; end - q >= 8; q += 8) {
         memcpy(&x, q, 8);
-        if (word_special(x))
+        if (imp_json_word_special(x))
             break;
     }
     while (q < end && *q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\')
@@ -215,7 +182,7 @@ static bool read_escaped(reader_t *r, const unsigned char *begin, const char **s
         size_t w = 0;
         if (*q == '\\') {
             w = decode_escape(r, r->scratch + k);
-        } else if (*q >= 0x80 && (w = utf8_sequence(q, (size_t)(r->end - q))) != 0) {
+        } else if (*q >= 0x80 && (w = imp_json_utf8_sequence(q, (size_t)(r->end - q))) != 0) {
             memcpy(r->scratch + k, q, w);
             r->p += w;
         }
@@ -254,7 +221,7 @@ static bool read_string(reader_t *r, const char **s, size_t *n, bool *escaped)
             *escaped = true;
             return read_escaped(r, begin, s, n);
         }
-        size_t w = *q >= 0x80 ? utf8_sequence(q, (size_t)(r->end - q)) : 0;
+        size_t w = *q >= 0x80 ? imp_json_utf8_sequence(q, (size_t)(r->end - q)) : 0;
         if (w == 0) {
             fail(r, *q < 0x20 ? "control character" : "invalid utf-8");
             return false;
