@@ -139,6 +139,7 @@ start_devbroker() {
     local bin="$BUILD_DEV/bin/imperium-devbroker" file="$DEV/kafka.bootstrap"
     [ -x "$bin" ] || die "imperium-devbroker was not built"
     if ! alive devbroker; then
+        BROKER_FRESH=1
         rm -f "$file"
         IMP_DEVBROKER_TOPICS="$ROOT/deploy/topics.conf" IMP_DEVBROKER_BOOTSTRAP_FILE="$file" \
             IMP_DEVBROKER_CONTROL_PORT="$DEV_BROKER_CONTROL_PORT" start_bg devbroker "$bin"
@@ -227,6 +228,26 @@ seed_demo() {
         die "seeding the demo tenant failed (see $LOGS/imperium-control.log)"
 }
 
+# The dev broker keeps its topics in memory: when it starts afresh next to a database that
+# already holds tenants, their snapshots are published again so that the ingress knows them.
+republish_tenants() {
+    [ "${BROKER_FRESH:-0}" = 1 ] || return 0
+    local slug
+    for slug in $(runuser -u postgres -- "$PG_BIN/psql" -h 127.0.0.1 -p "$DEV_PG_PORT" \
+        -U postgres -d imperium -qAt -c "SELECT slug FROM tenants ORDER BY slug"); do
+        (
+            set -a
+            # shellcheck disable=SC1091
+            . "$DEV/env"
+            [ -f "$DEV/user.env" ] && . "$DEV/user.env"
+            set +a
+            IMP_PG_DSN=$IMP_PG_APP_DSN IMP_CONTROL_ACTOR=dev.sh \
+                exec "$BUILD_DEV/bin/imperium-control" tenant publish "$slug" --timeout 60s
+        ) >/dev/null ||
+            die "publishing tenant $slug's snapshot failed (see $LOGS/imperium-control.log)"
+    done
+}
+
 # --- commands -------------------------------------------------------------------------------
 
 cmd_up() {
@@ -242,6 +263,7 @@ cmd_up() {
     migrate
     start_fleet
     sleep 0.5
+    republish_tenants
     seed_demo
     cmd_status
     cat <<EOF

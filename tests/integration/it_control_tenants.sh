@@ -315,6 +315,23 @@ ctl tenant create beta --name Beta --operation-id "$OPB"
 expect "retry after the timeout" 0 "operation $OPB: succeeded: tenant beta created"
 assert_eq "beta: created once" "1|1" \
     "$(sql "SELECT (SELECT count(*) FROM tenants WHERE slug = 'beta') || '|' || (SELECT count(*) FROM audit_log WHERE operation_id = '$OPB')")"
+wait_snapshots beta 1
+V1=$(snap get beta version)
+ctl tenant publish beta
+expect "publish beta's snapshot again" 0 "succeeded: tenant beta published (snapshot version"
+wait_snapshots beta 2
+assert_eq "the published snapshot: a newer version, the same content" "t|t" \
+    "$(python3 - "$T/snaps" "$V1" <<'PY'
+import json, sys
+snaps = [json.loads(json.loads(l)["payload"])["data"] for l in open(sys.argv[1])
+         if l.strip() and json.loads(l).get("key") == "beta"]
+a, b = snaps[-2], snaps[-1]
+same = {k: v for k, v in a.items() if k != "version"} == {k: v for k, v in b.items() if k != "version"}
+print(("t" if b["version"] > int(sys.argv[2]) else "f") + "|" + ("t" if same else "f"))
+PY
+)"
+assert_eq "publish is audited" 1 \
+    "$(sql "SELECT count(*) FROM audit_log a JOIN tenants t ON t.id = a.tenant_id WHERE t.slug = 'beta' AND a.action = 'tenant.publish'")"
 gamma_exists() { [ "$(sql "SELECT count(*) FROM tenants WHERE slug = 'gamma'")" = 1 ]; }
 wait_for 20 "gamma created (--no-wait)" gamma_exists || fail "gamma was not created"
 pass "--no-wait: the command took effect"
@@ -421,8 +438,8 @@ outbox_published() { [ "$(sql "SELECT count(*) FROM outbox WHERE published_at IS
 wait_for 10 "outbox published" outbox_published || fail "outbox rows left unpublished"
 read_snapshots
 SNAPS=$(snap check "$IMP_SOURCE_DIR/schemas") || fail "a snapshot breaks the contract"
-assert_eq "every snapshot keeps the contract (demo 13, acme 2, beta 1, gamma 1)" 17 "$SNAPS"
-assert_eq "invalidation events: one per snapshot" 17 \
+assert_eq "every snapshot keeps the contract (demo 13, acme 2, beta 2, gamma 1)" 18 "$SNAPS"
+assert_eq "invalidation events: one per snapshot" 18 \
     "$(kcat -C -b "$IMP_KAFKA_BROKERS" -t imp.control.v1 -o beginning -e -q 2>/dev/null | grep -c '"type":"imp.control.changed.v1"' || true)"
 
 # ---- secrets never leave sealed ---------------------------------------------------------------

@@ -159,6 +159,8 @@ static json_t *data_of(const cli_args_t *a, const cli_settings_t *s)
         json_object_set_new(d, "status",
                             json_string(a->cmd == CLI_TENANT_ENABLE ? "active" : "disabled"));
         break;
+    case CLI_TENANT_PUBLISH:
+        break;
     case CLI_CHANNEL_SET: {
         json_object_set_new(d, "kind", json_string(a->kind));
         if (a->enabled >= 0)
@@ -186,6 +188,8 @@ static control_cmd_t command_of(cli_cmd_t cmd)
         return CONTROL_CMD_CHANNEL_SET;
     case CLI_SECRET_ROTATE:
         return CONTROL_CMD_SECRET_ROTATE;
+    case CLI_TENANT_PUBLISH:
+        return CONTROL_CMD_TENANT_PUBLISH;
     default:
         return CONTROL_CMD_TENANT_STATUS;
     }

@@ -23,9 +23,10 @@ static const struct {
     cli_cmd_t cmd;
     int operands; /* SLUG, or SLUG KIND */
 } commands[] = {
-    {"tenant", "create", CLI_TENANT_CREATE, 1}, {"tenant", "disable", CLI_TENANT_DISABLE, 1},
-    {"tenant", "enable", CLI_TENANT_ENABLE, 1}, {"tenant", "show", CLI_TENANT_SHOW, 1},
-    {"channel", "set", CLI_CHANNEL_SET, 2},     {"secret", "rotate", CLI_SECRET_ROTATE, 2},
+    {"tenant", "create", CLI_TENANT_CREATE, 1},   {"tenant", "disable", CLI_TENANT_DISABLE, 1},
+    {"tenant", "enable", CLI_TENANT_ENABLE, 1},   {"tenant", "show", CLI_TENANT_SHOW, 1},
+    {"channel", "set", CLI_CHANNEL_SET, 2},       {"secret", "rotate", CLI_SECRET_ROTATE, 2},
+    {"tenant", "publish", CLI_TENANT_PUBLISH, 1},
 };
 
 enum {
@@ -34,7 +35,8 @@ enum {
     ON_SHOW = 1 << CLI_TENANT_SHOW,
     ON_SET = 1 << CLI_CHANNEL_SET,
     ON_ROTATE = 1 << CLI_SECRET_ROTATE,
-    ON_SUBMIT = ON_CREATE | ON_STATUS | ON_SET | ON_ROTATE,
+    ON_PUBLISH = 1 << CLI_TENANT_PUBLISH,
+    ON_SUBMIT = ON_CREATE | ON_STATUS | ON_SET | ON_ROTATE | ON_PUBLISH,
 };
 
 typedef enum {
@@ -77,6 +79,7 @@ static const char usage_text[] =
     "       " CONTROL_BINARY " tenant create SLUG --name NAME [--plan PLAN]\n"
     "       " CONTROL_BINARY " tenant disable|enable SLUG\n"
     "       " CONTROL_BINARY " tenant show SLUG [--json]\n"
+    "       " CONTROL_BINARY " tenant publish SLUG         its snapshot again (a lost directory)\n"
     "       " CONTROL_BINARY " channel set SLUG KIND [--enabled true|false] [--api-url URL]\n"
     "                 [--phone-number-id ID] [--manager-chat-id ID] [--callback-url URL]\n"
     "                 [--secret NAME=VALUE|NAME=@FILE]...\n"

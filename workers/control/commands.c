@@ -514,15 +514,39 @@ static imp_error_t *secret_rotate(control_op_t *op, control_outcome_t *out)
     return err;
 }
 
+/* Publish the tenant's snapshot again, unchanged but for a newer version: for a directory
+ * topic that lost its data (a dev broker restarted, a topic re-created). */
+static imp_error_t *tenant_publish(control_op_t *op, control_outcome_t *out)
+{
+    imp_pg_result_t *res = NULL;
+    imp_error_t *err = tenant_lock(op, &res);
+    if (err != NULL || res == NULL || imp_pg_result_rows(res) != 1) {
+        if (err == NULL)
+            fail(out, "tenant %s does not exist", op->d.slug);
+        imp_pg_result_free(res);
+        return err;
+    }
+    imp_pg_result_free(res);
+    char target[96];
+    snprintf(target, sizeof(target), "tenant:%s", op->d.slug);
+    long long version = 0;
+    err = control_audit(op, "tenant.publish", target, NULL, NULL);
+    if (err == NULL)
+        err = control_publish_tenant(op, "tenant", &version);
+    if (err != NULL)
+        return err;
+    json_t *r = tenant_result(op);
+    json_object_set_new(r, "snapshot_version", json_integer(version));
+    succeed(out, r, "tenant %s published (snapshot version %lld)", op->d.slug, version);
+    return NULL;
+}
+
 /* ---- the handler ---------------------------------------------------------------------------- */
 
 typedef imp_error_t *(*command_fn)(control_op_t *op, control_outcome_t *out);
 
 static const command_fn commands[CONTROL_CMD_COUNT] = {
-    tenant_create,
-    tenant_status,
-    channel_set,
-    secret_rotate,
+    tenant_create, tenant_status, channel_set, secret_rotate, tenant_publish,
 };
 
 imp_error_t *control_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *user)

@@ -60,6 +60,7 @@ typedef enum {
     CONTROL_CMD_TENANT_STATUS,
     CONTROL_CMD_CHANNEL_SET,
     CONTROL_CMD_SECRET_ROTATE,
+    CONTROL_CMD_TENANT_PUBLISH,
     CONTROL_CMD_COUNT,
 } control_cmd_t;
 
@@ -183,6 +184,7 @@ typedef enum {
     CLI_TENANT_SHOW,
     CLI_CHANNEL_SET,
     CLI_SECRET_ROTATE,
+    CLI_TENANT_PUBLISH,
 } cli_cmd_t;
 
 /* Parsed arguments. Strings are borrowed from argv; secrets is owned. */

@@ -16,10 +16,8 @@
 #define SEALED_MAX_BYTES (128 * 1024)
 
 static const char *const types[CONTROL_CMD_COUNT] = {
-    "imp.command.tenant.create.v1",
-    "imp.command.tenant.status.v1",
-    "imp.command.channel.set.v1",
-    "imp.command.secret.rotate.v1",
+    "imp.command.tenant.create.v1", "imp.command.tenant.status.v1",  "imp.command.channel.set.v1",
+    "imp.command.secret.rotate.v1", "imp.command.tenant.publish.v1",
 };
 
 static const char *const members[CONTROL_CMD_COUNT][MEMBERS_MAX] = {
@@ -27,6 +25,7 @@ static const char *const members[CONTROL_CMD_COUNT][MEMBERS_MAX] = {
     {"slug", "status", "actor"},
     {"slug", "kind", "enabled", "settings", "secrets_enc", "actor"},
     {"slug", "kind", "grace_s", "secrets_enc", "actor"},
+    {"slug", "actor"},
 };
 
 static const char *const kinds[] = {"chatflow", "whatsapp", "telegram", "generic", "test"};
@@ -351,6 +350,8 @@ imp_error_t *control_data_parse(control_cmd_t cmd, const json_t *data, control_d
         return parse_status(data, out);
     case CONTROL_CMD_CHANNEL_SET:
         return parse_channel_set(data, out);
+    case CONTROL_CMD_TENANT_PUBLISH:
+        return NULL;
     default:
         return parse_rotate(data, out);
     }
