@@ -54,12 +54,7 @@ alive() {
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
-start_bg() { # start_bg NAME CMD… : runs CMD with the dev environment, log and pid in .dev
-    local name=$1
-    shift
-    if alive "$name"; then
-        return 0
-    fi
+with_dev_env() { # with_dev_env CMD… : runs CMD with .dev/env and the user's saved IMP_*
     (
         set -a
         # shellcheck disable=SC1091
@@ -67,8 +62,21 @@ start_bg() { # start_bg NAME CMD… : runs CMD with the dev environment, log and
         [ -f "$DEV/user.env" ] && . "$DEV/user.env"
         set +a
         exec "$@"
-    ) >>"$LOGS/$name.log" 2>&1 &
+    )
+}
+
+start_bg() { # start_bg NAME CMD… : runs CMD with the dev environment, log and pid in .dev
+    local name=$1
+    shift
+    if alive "$name"; then
+        return 0
+    fi
+    with_dev_env "$@" >>"$LOGS/$name.log" 2>&1 &
     echo $! >"$RUN/$name.pid"
+}
+
+dev_psql() { # dev_psql ARGS… : psql as the superuser on the dev cluster
+    runuser -u postgres -- "$PG_BIN/psql" -h 127.0.0.1 -p "$DEV_PG_PORT" -U postgres -qAt "$@"
 }
 
 stop_pid() { # stop_pid NAME : TERM, wait up to 10 s, then KILL
@@ -118,8 +126,7 @@ start_postgres() {
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -l "$LOGS/postgres.log" -w -t 30 \
         -o "-c listen_addresses=127.0.0.1 -p $DEV_PG_PORT -k $data" start >/dev/null ||
         die "Postgres did not start (see $LOGS/postgres.log)"
-    runuser -u postgres -- "$PG_BIN/psql" -h 127.0.0.1 -p "$DEV_PG_PORT" -U postgres -qAt \
-        -c "SELECT 1 FROM pg_database WHERE datname = 'imperium'" | grep -q 1 ||
+    dev_psql -c "SELECT 1 FROM pg_database WHERE datname = 'imperium'" | grep -q 1 ||
         runuser -u postgres -- "$PG_BIN/createdb" -h 127.0.0.1 -p "$DEV_PG_PORT" -U postgres imperium
 }
 
@@ -233,17 +240,10 @@ seed_demo() {
 republish_tenants() {
     [ "${BROKER_FRESH:-0}" = 1 ] || return 0
     local slug
-    for slug in $(runuser -u postgres -- "$PG_BIN/psql" -h 127.0.0.1 -p "$DEV_PG_PORT" \
-        -U postgres -d imperium -qAt -c "SELECT slug FROM tenants ORDER BY slug"); do
-        (
-            set -a
-            # shellcheck disable=SC1091
-            . "$DEV/env"
-            [ -f "$DEV/user.env" ] && . "$DEV/user.env"
-            set +a
-            IMP_PG_DSN=$IMP_PG_APP_DSN IMP_CONTROL_ACTOR=dev.sh \
-                exec "$BUILD_DEV/bin/imperium-control" tenant publish "$slug" --timeout 60s
-        ) >/dev/null ||
+    for slug in $(dev_psql -d imperium -c "SELECT slug FROM tenants ORDER BY slug"); do
+        # shellcheck disable=SC2016
+        with_dev_env sh -c 'IMP_PG_DSN=$IMP_PG_APP_DSN IMP_CONTROL_ACTOR=dev.sh exec "$@"' sh \
+            "$BUILD_DEV/bin/imperium-control" tenant publish "$slug" --timeout 60s >/dev/null ||
             die "publishing tenant $slug's snapshot failed (see $LOGS/imperium-control.log)"
     done
 }
