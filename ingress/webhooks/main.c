@@ -19,7 +19,7 @@ static const imp_config_entry_t config[] = {
     {"IMP_INGRESS_LISTEN", IMP_CFG_STRING, "127.0.0.1:8080", 0, 0, 0,
      "address of the webhook server, host:port ([v6]:port; port 0 picks one)",
      offsetof(ing_settings_t, listen)},
-    {"IMP_INGRESS_THREADS", IMP_CFG_INT, "2", 1, ING_MAX_THREADS, 0,
+    {"IMP_INGRESS_THREADS", IMP_CFG_INT, "1", 1, ING_MAX_THREADS, 0,
      "event loops (each with its own listener and Kafka producer)",
      offsetof(ing_settings_t, threads)},
     {"IMP_INGRESS_MAX_BODY", IMP_CFG_SIZE, "1MiB", 1024, 64 * 1024 * 1024, 0,

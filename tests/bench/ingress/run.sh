@@ -5,7 +5,7 @@
 # Runs inside tests/harness.sh (deploy/dev.sh bench).
 #
 # Knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (64), BENCH_WRK_THREADS (1), BENCH_POOL
-# (20000 distinct pre-signed webhooks), BENCH_INGRESS_THREADS (2), BENCH_PRODUCER_PROPS.
+# (20000 distinct pre-signed webhooks), BENCH_INGRESS_THREADS (1), BENCH_PRODUCER_PROPS.
 set -euo pipefail
 source "$IMP_SOURCE_DIR/tests/integration/ingress_lib.sh"
 
@@ -24,7 +24,7 @@ BENCH_TENANT=5e5e5e5e-0000-4000-8000-00000000000e
 command -v wrk >/dev/null || die "wrk is not installed"
 publish_tenants "[$(tenant bench "$BENCH_TENANT" active 1 \
     "{\"generic\": {\"secrets\": {\"webhook_secret\": \"$BENCH_SECRET\"}}}")]"
-start_ingress ingress IMP_INGRESS_THREADS="${BENCH_INGRESS_THREADS:-2}" IMP_INGRESS_RATE=0 \
+start_ingress ingress IMP_INGRESS_THREADS="${BENCH_INGRESS_THREADS:-1}" IMP_INGRESS_RATE=0 \
     IMP_LOG_LEVEL=warn IMP_KAFKA_PRODUCER_PROPS="$PRODUCER_PROPS"
 INGRESS_PID=$BG_PID
 wait_ready 30
@@ -70,18 +70,26 @@ run() {
 counter() { metric "imperium_ingress_requests_total{route=\"generic\",status=\"$1\"}"; }
 # CPU time (user + system, in clock ticks) the ingress process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$INGRESS_PID/stat"; }
+# CPU time of every process in the devbroker's process group, and of the whole machine (all
+# cores, idle excluded), in clock ticks: where the rest of the 2 cores went.
+DEVBROKER_PGID=$(awk '$2 == "devbroker" {print $1}' "$IMP_TEST_TMP/.pids" | tail -1)
+group_ticks() { cat /proc/[0-9]*/stat 2>/dev/null | awk -v g="$1" '$5 == g {t += $14 + $15} END {print t + 0}'; }
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
 echo "ingress benchmark: $(nproc) cores, $SECONDS_RUN s per phase, wrk -t$WRK_THREADS -c$CONNS," \
-    "ingress ${BENCH_INGRESS_THREADS:-2} threads, producer props: $PRODUCER_PROPS," \
+    "ingress ${BENCH_INGRESS_THREADS:-1} threads, producer props: $PRODUCER_PROPS," \
     "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 SECONDS_RUN=3 run "warm-up (signed)" /v1/webhooks/generic/bench "$POOL" "$WRK_THREADS" >/dev/null
 run "GET /livez" /livez
 LIVEZ_RPS=$RPS LIVEZ_P99=$P99
 before=$(counter 200)
-ticks=$(cpu_ticks)
+ticks=$(cpu_ticks) broker_ticks=$(group_ticks "$DEVBROKER_PGID") all_ticks=$(machine_ticks)
 run "signed 1 KiB webhook, durable ACK" /v1/webhooks/generic/bench "$POOL" "$WRK_THREADS"
 SIGNED_N=$N SIGNED_BAD=$BAD
-us_per_req=$(python3 -c "print(round(($(cpu_ticks) - $ticks) * 1e6 / $(getconf CLK_TCK) / $N))")
+per_req() { python3 -c "print(round(($1) * 1e6 / $(getconf CLK_TCK) / $N))"; }
+us_per_req=$(per_req "$(cpu_ticks) - $ticks")
+broker_us=$(per_req "$(group_ticks "$DEVBROKER_PGID") - $broker_ticks")
+all_us=$(per_req "$(machine_ticks) - $all_ticks")
 acked=$(($(counter 200) - before))
 ratio=$(python3 -c "print(f'{$RPS / $LIVEZ_RPS:.2f}')")
 echo
@@ -91,6 +99,8 @@ printf '200s (after PERSISTED) counted by the ingress in the signed phase: %s; w
     "$acked" "$SIGNED_N"
 printf 'ingress CPU per signed request: %s us (all its threads; less sensitive to other load than req/s)\n' \
     "$us_per_req"
+printf 'machine CPU per signed request: %s us: ingress %s, devbroker %s, wrk and the rest %s\n' \
+    "$all_us" "$us_per_req" "$broker_us" "$((all_us - us_per_req - broker_us))"
 printf 'load average at the end: %s (on %s cores; other work on the machine lowers every figure)\n' \
     "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
 [ "$SIGNED_BAD" = "0+0" ] || say "WARNING: the signed phase had non-2xx answers or socket errors: $SIGNED_BAD"
