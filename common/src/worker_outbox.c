@@ -426,6 +426,16 @@ static void outs_from_rows(const imp_pg_result_t *res, worker_out_t *rows, worke
     }
 }
 
+/* For the rest of the transaction: the planner may use neither sequential nor bitmap scans,
+ * which read the whole table or every page an index names (below: why). */
+static imp_error_t *index_scans_only(imp_pg_t *pg)
+{
+    return imp_pg_exec_cached(pg,
+                              "SELECT set_config('enable_seqscan', 'off', true), "
+                              "set_config('enable_bitmapscan', 'off', true)",
+                              0, NULL, NULL);
+}
+
 imp_error_t *imp_worker_relay_once(imp_pg_t *pg, imp_kafka_producer_t *producer,
                                    long long older_than_ms, int limit, int timeout_ms,
                                    int *published)
@@ -443,13 +453,20 @@ imp_error_t *imp_worker_relay_once(imp_pg_t *pg, imp_kafka_producer_t *producer,
     imp_error_t *err = imp_pg_tx_begin(pg);
     if (err != NULL)
         return err;
-    /* SKIP LOCKED: relays of several processes share the backlog instead of racing for it. */
-    err = imp_pg_exec(pg,
-                      "SELECT id, topic, key, payload, headers::text FROM outbox "
-                      "WHERE published_at IS NULL "
-                      "AND created_at <= now() - $1::bigint * interval '1 millisecond' "
-                      "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
-                      2, params, &res);
+    /* The unpublished rows in id order, through the partial index: an index scan marks the
+     * entries of rows published since (dead to every transaction) as dead in the index, so
+     * each entry costs one visit in all; a bitmap scan, which the planner prefers when it
+     * expects few rows, would visit every such row's heap page on every pass; a sequential
+     * scan, every row of the retention period. SKIP LOCKED:
+     * relays of several processes share the backlog instead of racing for it. */
+    err = index_scans_only(pg);
+    if (err == NULL)
+        err = imp_pg_exec(pg,
+                          "SELECT id, topic, key, payload, headers::text FROM outbox "
+                          "WHERE published_at IS NULL "
+                          "AND created_at <= now() - $1::bigint * interval '1 millisecond' "
+                          "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                          2, params, &res);
     if (err != NULL)
         goto out;
     int n = imp_pg_result_rows(res);
@@ -533,11 +550,26 @@ void worker_outbox_tick(imp_worker_t *w, int64_t now_ms)
     char ret[32];
     snprintf(ret, sizeof(ret), "%lld", w->s.outbox_retention_ms);
     const char *params[] = {ret};
-    err = imp_pg_exec_cached(w->pg,
-                             "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
-                             "WHERE created_at < now() - $1::bigint * interval '1 millisecond' "
-                             "AND published_at IS NOT NULL LIMIT 10000)",
-                             1, params, NULL);
+    /* Ids grow with insertion, so every row below the first one young enough to keep is old
+     * enough to go: the primary key finds that boundary, reading only the rows that are
+     * purged (and entries of rows purged before, once). A row of a transaction still open
+     * is not seen here; once committed it is young, and lies above the boundary it makes.
+     * The boundary is unknown when the statement is planned, and then the planner guesses
+     * that a third of the table lies below it: only index scans keep it from reading the
+     * whole table. */
+    err = imp_pg_tx_begin(w->pg);
+    if (err == NULL && (err = index_scans_only(w->pg)) == NULL)
+        err = imp_pg_exec_cached(
+            w->pg,
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id < coalesce("
+            "(SELECT id FROM outbox WHERE created_at >= now() - $1::bigint * interval "
+            "'1 millisecond' ORDER BY id LIMIT 1), 9223372036854775807) "
+            "AND published_at IS NOT NULL ORDER BY id LIMIT 10000)",
+            1, params, NULL);
+    if (err == NULL)
+        err = imp_pg_tx_commit(w->pg);
+    else
+        imp_pg_tx_rollback(w->pg);
     if (err != NULL) {
         IMP_LOG_WARN("outbox purge failed", IMP_LE(err));
         imp_error_free(err);

@@ -119,11 +119,11 @@ typedef struct {
          offsetof(type, field.batch_max)},                                                         \
         {"IMP_WORKER_BATCH_WAIT",                                                                  \
          IMP_CFG_DURATION,                                                                         \
-         "5ms",                                                                                    \
+         "0",                                                                                      \
          0,                                                                                        \
          1000,                                                                                     \
          0,                                                                                        \
-         "how long to wait to fill a batch after its first event",                                 \
+         "how long to wait to fill a batch after its first event (0: what has arrived)",           \
          offsetof(type, field.batch_wait_ms)},                                                     \
         {"IMP_WORKER_MAX_ATTEMPTS",                                                                \
          IMP_CFG_INT,                                                                              \

@@ -13,12 +13,26 @@
 #   2. latency: BENCH_LAT_N (2000) messages at a fixed offered rate BENCH_RATE (200/s):
 #      webhook ACK (the ingress's 200) → provider received (the fake's record), p50/p99/max.
 # Targets of issue 6 (2 cores): >= 1,000 replies/s sustained; p99 <= 100 ms at 200/s.
-# Knobs: BENCH_SENDERS (3) imperium-send processes; BENCH_BATCH_WAIT, BENCH_CONSUMER_PROPS
+# Knobs: BENCH_PG_TRANSPORT (socket; see below), BENCH_SENDERS (3) imperium-send processes; BENCH_BATCH_WAIT, BENCH_CONSUMER_PROPS
 # for the workers' IMP_WORKER_BATCH_WAIT and IMP_KAFKA_CONSUMER_PROPS; IMP_TEST_PG_OPTS='-c
 # shared_preload_libraries=pg_stat_statements' (read by the harness) adds Postgres's most
 # costly statements at the end.
 # Timestamps are wall-clock ms on one machine (driver and fake both read gettimeofday).
 set -euo pipefail
+# BENCH_PG_TRANSPORT: socket (default) connects the fleet to Postgres over its Unix socket,
+# as processes on the database's own machine would; tcp over 127.0.0.1, where loopback TCP
+# costs Postgres and every client a share of the CPU that a remote database would not.
+case ${BENCH_PG_TRANSPORT:-socket} in
+socket)
+    IMP_PG_APP_DSN="postgresql://imperium_app@/imperium?host=$IMP_PG_SOCKDIR&port=$IMP_PG_PORT"
+    export IMP_PG_APP_DSN
+    ;;
+tcp) ;;
+*)
+    echo "BENCH_PG_TRANSPORT must be socket or tcp" >&2
+    exit 2
+    ;;
+esac
 source "$IMP_SOURCE_DIR/tests/integration/e2e_lib.sh"
 
 N=${BENCH_N:-2000}
@@ -123,10 +137,21 @@ wait_for 600 "$LAT_N replies" at_least_requests $((base + LAT_N)) || fail "only 
 S2=$(stats lat "$IMP_TEST_TMP/acks2")
 say "driver: $D2"
 
-printf '\n=== e2e benchmark (window 0, extractive, generic fake answering at once) ===\n'
+printf '\n=== e2e benchmark (window 0, extractive, generic fake answering at once, Postgres over %s) ===\n' \
+    "${BENCH_PG_TRANSPORT:-socket}"
 printf 'throughput  %s messages: %s\n' "$N" "$S1"
 printf '%s\n' "$C1"
 printf 'latency     %s messages at %s/s offered: %s\n' "$LAT_N" "$RATE" "$S2"
+# Where the latency phase's time went, from message_traces: ingress_ms is ingress → dialog →
+# rag's start (two hops), rag_ms and qc_ms their own work, send_ms qc's outbound event → the
+# provider's 2xx (one hop, the claim, the HTTP call).
+printf '  stages of the latency phase (ms, p50/p99): %s\n' "$(psql_owner -c "
+    SELECT string_agg(s, ', ') FROM (SELECT format('%s %s/%s', k,
+        percentile_disc(0.5) WITHIN GROUP (ORDER BY v), percentile_disc(0.99) WITHIN GROUP (ORDER BY v)) s
+      FROM message_traces t JOIN conversations c ON c.id = t.conversation_id
+      CROSS JOIN LATERAL (VALUES (1, 'ingress', t.ingress_ms), (2, 'rag', t.rag_ms),
+          (3, 'qc', t.qc_ms), (4, 'send', t.send_ms)) x(o, k, v)
+      WHERE c.conversation_key LIKE 'generic:lat-%' GROUP BY o, k ORDER BY o) y")"
 printf 'targets: >= 1000 replies/s; p99 <= 100 ms at 200/s\n'
 
 # With IMP_TEST_PG_OPTS='-c shared_preload_libraries=pg_stat_statements' the statements that
