@@ -139,5 +139,7 @@ assert_eq "every table the API role can read has RLS enabled and forced" "" \
     "$(psql_owner -c "SELECT string_agg(c.relname, ',') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND (has_table_privilege('imperium_api', c.oid, 'SELECT') OR has_any_column_privilege('imperium_api', c.oid, 'SELECT')) AND NOT (c.relrowsecurity AND c.relforcerowsecurity)")"
 assert_eq "every tenant table without RLS is a platform table" "dead_letters,inbox,outbox" \
     "$(psql_owner -c "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity")"
+assert_eq "the app role deletes no record of what answered or what happened" "" \
+    "$(psql_owner -c "SELECT string_agg(t, ',') FROM unnest(ARRAY['kb_versions', 'kb_chunks', 'kb_releases', 'bot_versions', 'bot_releases', 'llm_turns', 'message_traces', 'audit_log', 'outbound']) t WHERE has_table_privilege('imperium_app', t, 'DELETE')")"
 assert_eq "the API role writes nowhere" "" \
     "$(psql_owner -c "SELECT string_agg(c.relname, ',') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v') AND (has_table_privilege('imperium_api', c.oid, 'INSERT,UPDATE,DELETE,TRUNCATE') OR has_any_column_privilege('imperium_api', c.oid, 'INSERT,UPDATE'))")"
