@@ -41,7 +41,12 @@ struct imp_pg {
     long long next_attempt_ms;
 
     bool in_tx;
-    bool tx_lost;                 /* the connection went away inside the transaction */
+    bool tx_lost; /* the connection went away inside the transaction */
+    /* Statements whose results nobody reads wait for the next one and go out in its round
+     * trip: the transaction's BEGIN (begin_sql, until sent) and the tenant setting. */
+    char *begin_sql;
+    bool tenant_pending;
+    char tenant[40];
     imp_err_class_t tx_error_cls; /* class of the statement that aborted the tx, 0 if none */
 
     cached_stmt_t *cache; /* CACHE_SLOTS entries, allocated on first use */
@@ -295,6 +300,7 @@ void imp_pg_free(imp_pg_t *pg)
             free(pg->cache[i].sql);
         free(pg->cache);
     }
+    free(pg->begin_sql);
     free(pg->dsn);
     free(pg->app_name);
     free(pg);
@@ -381,11 +387,22 @@ imp_error_t *imp_pg_ping(imp_pg_t *pg)
 
 /* ---- statements ---------------------------------------------------------------------- */
 
+static bool has_deferred(const imp_pg_t *pg)
+{
+    return pg->begin_sql != NULL || pg->tenant_pending;
+}
+
+static imp_error_t *exec_with_deferred(imp_pg_t *pg, const char *sql, int nparams,
+                                       const char *const *params, bool cached,
+                                       imp_pg_result_t **out);
+
 imp_error_t *imp_pg_exec(imp_pg_t *pg, const char *sql, int nparams, const char *const *params,
                          imp_pg_result_t **out)
 {
     if (out != NULL)
         *out = NULL;
+    if (has_deferred(pg))
+        return exec_with_deferred(pg, sql, nparams, params, false, out);
     imp_error_t *err = prepare_call(pg);
     if (err != NULL)
         return err;
@@ -433,6 +450,8 @@ imp_error_t *imp_pg_exec_cached(imp_pg_t *pg, const char *sql, int nparams,
 {
     if (out != NULL)
         *out = NULL;
+    if (has_deferred(pg))
+        return exec_with_deferred(pg, sql, nparams, params, true, out);
     cached_stmt_t *e = cache_get(pg, sql);
     if (e == NULL)
         return imp_pg_exec(pg, sql, nparams, params, out);
@@ -463,9 +482,13 @@ static int line_of_position(const char *text, long pos)
     return line;
 }
 
+static imp_error_t *flush_deferred(imp_pg_t *pg);
+
 imp_error_t *imp_pg_exec_script(imp_pg_t *pg, const char *sql)
 {
-    imp_error_t *err = prepare_call(pg);
+    imp_error_t *err = has_deferred(pg) ? flush_deferred(pg) : NULL;
+    if (err == NULL)
+        err = prepare_call(pg);
     if (err != NULL)
         return err;
     PGresult *res = PQexec(pg->conn, sql);
@@ -516,14 +539,20 @@ imp_error_t *imp_pg_tx_begin_with(imp_pg_t *pg, const char *modes)
 {
     if (pg->in_tx)
         return misuse("transaction already open");
-    char *sql = modes != NULL ? imp_asprintf("BEGIN %s", modes) : imp_strdup("BEGIN");
-    imp_error_t *err = imp_pg_exec(pg, sql, 0, NULL, NULL);
-    free(sql);
-    if (err == NULL) {
-        pg->in_tx = true;
-        pg->tx_error_cls = 0;
-    }
-    return err;
+    /* Sent with the transaction's first statement (a transaction with none sends nothing). */
+    pg->begin_sql = modes != NULL ? imp_asprintf("BEGIN %s", modes) : imp_strdup("BEGIN");
+    pg->tenant_pending = false;
+    pg->in_tx = true;
+    pg->tx_error_cls = 0;
+    return NULL;
+}
+
+/* Drop what was deferred and not sent (the transaction ends). */
+static void forget_deferred(imp_pg_t *pg)
+{
+    free(pg->begin_sql);
+    pg->begin_sql = NULL;
+    pg->tenant_pending = false;
 }
 
 static imp_error_t *commit_aborted(imp_pg_t *pg)
@@ -538,6 +567,12 @@ imp_error_t *imp_pg_tx_commit(imp_pg_t *pg)
 {
     if (!pg->in_tx)
         return misuse("commit without a transaction");
+    bool began = pg->begin_sql == NULL;
+    forget_deferred(pg);
+    if (!began && !pg->tx_lost) {
+        pg->in_tx = false; /* no statement ran: nothing to commit */
+        return NULL;
+    }
     if (pg->tx_lost) {
         pg->in_tx = false;
         pg->tx_lost = false;
@@ -556,7 +591,11 @@ void imp_pg_tx_rollback(imp_pg_t *pg)
 {
     if (!pg->in_tx)
         return;
+    bool began = pg->begin_sql == NULL;
+    forget_deferred(pg);
     pg->in_tx = false;
+    if (!began && !pg->tx_lost)
+        return; /* the server never saw the transaction */
     if (pg->tx_lost || pg->conn == NULL) {
         pg->tx_lost = false;
         return;
@@ -631,8 +670,10 @@ imp_error_t *imp_pg_set_tenant(imp_pg_t *pg, const char *tenant_id)
         return misuse("set_tenant outside a transaction");
     if (tenant_id != NULL && !valid_uuid(tenant_id))
         return misuse("tenant id is not a uuid");
-    const char *params[] = {tenant_id != NULL ? tenant_id : ""};
-    return imp_pg_exec_cached(pg, IMP_PG_SET_TENANT_SQL, 1, params, NULL);
+    /* Goes out with the next statement, which is the first one it applies to. */
+    snprintf(pg->tenant, sizeof(pg->tenant), "%s", tenant_id != NULL ? tenant_id : "");
+    pg->tenant_pending = true;
+    return NULL;
 }
 
 /* ---- results ------------------------------------------------------------------------- */
@@ -959,8 +1000,11 @@ static imp_error_t *batch_broken(run_t *r)
     return err;
 }
 
-imp_error_t *imp_pg_batch_run(imp_pg_t *pg, imp_pg_batch_t *batch)
+/* Run a batch; a failing statement's error as it came (its index in batch->failed, and
+ * *by_stmt set; a broken connection leaves it false). */
+static imp_error_t *batch_run_raw(imp_pg_t *pg, imp_pg_batch_t *batch, bool *by_stmt)
 {
+    *by_stmt = false;
     for (size_t i = 0; i < batch->n; i++)
         stmt_clear_result(&batch->stmts[i]);
     batch->failed = batch->n;
@@ -970,8 +1014,69 @@ imp_error_t *imp_pg_batch_run(imp_pg_t *pg, imp_pg_batch_t *batch)
     run_t r = {.pg = pg, .b = batch, .slots = imp_malloc(2 * batch->n * sizeof(slot_t))};
     if (!send_all(&r) || !collect_all(&r))
         err = batch_broken(&r);
-    else if (r.err != NULL)
-        err = imp_error_prefix(r.err, "statement %zu", batch->failed);
+    else if ((err = r.err) != NULL)
+        *by_stmt = true;
     free(r.slots);
+    return err;
+}
+
+/* The deferred statements first, in a batch of their own; how many were added. */
+static size_t add_deferred(imp_pg_t *pg, imp_pg_batch_t *b)
+{
+    size_t n = 0;
+    if (pg->begin_sql != NULL) {
+        imp_pg_batch_add(b, pg->begin_sql, 0, NULL);
+        n++;
+    }
+    if (pg->tenant_pending) {
+        const char *params[] = {pg->tenant};
+        imp_pg_batch_add_cached(b, IMP_PG_SET_TENANT_SQL, 1, params);
+        n++;
+    }
+    free(pg->begin_sql);
+    pg->begin_sql = NULL;
+    pg->tenant_pending = false;
+    return n;
+}
+
+static imp_error_t *flush_deferred(imp_pg_t *pg)
+{
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    add_deferred(pg, b);
+    bool by_stmt;
+    imp_error_t *err = batch_run_raw(pg, b, &by_stmt);
+    imp_pg_batch_free(b);
+    return err;
+}
+
+/* One statement with the deferred ones before it, in one round trip. Its result is the
+ * caller's; an error of a deferred statement is returned as the statement's. */
+static imp_error_t *exec_with_deferred(imp_pg_t *pg, const char *sql, int nparams,
+                                       const char *const *params, bool cached,
+                                       imp_pg_result_t **out)
+{
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    size_t last = add_deferred(pg, b);
+    batch_append(b, sql, nparams, params, cached && cache_get(pg, sql) != NULL);
+    bool by_stmt;
+    imp_error_t *err = batch_run_raw(pg, b, &by_stmt);
+    if (err == NULL && out != NULL) {
+        *out = imp_malloc(sizeof(**out));
+        (*out)->res = b->stmts[last].result.res;
+        b->stmts[last].result.res = NULL;
+    }
+    imp_pg_batch_free(b);
+    return err;
+}
+
+imp_error_t *imp_pg_batch_run(imp_pg_t *pg, imp_pg_batch_t *batch)
+{
+    imp_error_t *err = has_deferred(pg) ? flush_deferred(pg) : NULL;
+    if (err == NULL) {
+        bool by_stmt;
+        err = batch_run_raw(pg, batch, &by_stmt);
+        if (by_stmt)
+            err = imp_error_prefix(err, "statement %zu", batch->failed);
+    }
     return err;
 }

@@ -14,9 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SQL_INSERT                                                                                 \
+/* The first claim of an operation in one statement: a new row is inserted as sending, attempt
+ * 1; an existing one is left as it is (the no-op update only takes its lock) and goes through
+ * the locked path below. xmax = 0 tells a row this statement inserted. */
+#define SQL_CLAIM_NEW                                                                              \
     "INSERT INTO outbound (tenant_id, operation_id, conversation_id, channel, recipient, "         \
-    "purpose, text) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation_id) DO NOTHING"
+    "purpose, text, state, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, 'sending', 1) "           \
+    "ON CONFLICT (operation_id) DO UPDATE SET updated_at = outbound.updated_at "                   \
+    "RETURNING xmax = 0"
+#define SQL_CLAIM_SETTINGS                                                                         \
+    "SELECT set_config('lock_timeout', '5s', true), set_config('app.tenant_id', $1, true)"
 #define SQL_LOCK                                                                                   \
     "SELECT state, attempts, provider_message_id, last_error, "                                    \
     "coalesce(greatest(0, ceil(extract(epoch FROM next_attempt_at - clock_timestamp()) * "         \
@@ -118,17 +125,44 @@ static imp_error_t *decide(imp_pg_t *pg, const imp_envelope_t *ev, bool idempote
     return err;
 }
 
+/* The common case, a message seen for the first time: its settings, the insert as sending and
+ * the commit in one round trip (a pipelined batch outside a transaction is one transaction).
+ * *fresh: the row is new and claimed. */
+static imp_error_t *claim_new(send_t *st, const imp_envelope_t *ev, const send_msg_t *m,
+                              bool *fresh)
+{
+    const char *settings[] = {ev->tenantid};
+    const char *ins[] = {ev->tenantid, ev->id, m->conversation_id, m->channel, m->recipient,
+                         m->purpose,   m->text};
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    imp_pg_batch_add_cached(b, SQL_CLAIM_SETTINGS, 1, settings);
+    imp_pg_batch_add_cached(b, SQL_CLAIM_NEW, 7, ins);
+    imp_error_t *err = imp_pg_batch_run(st->claim_pg, b);
+    const imp_pg_result_t *res = imp_pg_batch_result(b, 1);
+    *fresh = err == NULL && imp_pg_result_rows(res) == 1 &&
+             strcmp(imp_pg_result_value(res, 0, 0), "t") == 0;
+    imp_pg_batch_free(b);
+    return err;
+}
+
 imp_error_t *send_claim(send_t *st, const imp_envelope_t *ev, const send_msg_t *m, bool idempotent,
                         send_claim_t *out)
 {
     memset(out, 0, sizeof(*out));
+    bool fresh = false;
+    imp_error_t *err = claim_new(st, ev, m, &fresh);
+    if (err != NULL)
+        return err;
+    if (fresh) {
+        out->kind = CLAIM_SEND;
+        out->attempts = 1;
+        snprintf(out->state, sizeof(out->state), "sending");
+        return NULL;
+    }
+    /* Seen before (a redelivery, a retry, another tenant's id): decide under the row's lock. */
     imp_pg_t *pg = st->claim_pg;
     imp_pg_result_t *res = NULL;
-    imp_error_t *err = claim_begin(pg, ev->tenantid);
-    const char *ins[] = {ev->tenantid, ev->id, m->conversation_id, m->channel, m->recipient,
-                         m->purpose,   m->text};
-    if (err == NULL)
-        err = imp_pg_exec_cached(pg, SQL_INSERT, 7, ins, NULL);
+    err = claim_begin(pg, ev->tenantid);
     if (err == NULL)
         err = imp_pg_exec_cached(pg, SQL_LOCK, 1, (const char *[]){ev->id}, &res);
     if (err == NULL && imp_pg_result_rows(res) != 1)

@@ -53,7 +53,16 @@ for i in $(seq 2 "$SENDERS"); do E2E_NAME=send$i e2e_worker send; done
 # warm-up: the consumer groups, the KB cache, the connections
 e2e_post shop "$E2E_GENERIC" --convs 20 --prefix warm --questions "$E2E_Q_PRICE" >/dev/null ||
     fail "warm-up failed"
-wait_for 60 "the warm-up replies" at_least_requests 20 || fail "no warm-up replies"
+# where_stuck: how far the messages got (for a phase that did not finish).
+where_stuck() {
+    psql_owner -c "SELECT 'messages in ' || (SELECT count(*) FROM messages WHERE direction = 'in') ||
+        ', turns ' || (SELECT count(*) FROM turns) || ', traces ' || (SELECT count(*) FROM message_traces) ||
+        ', outbound ' || coalesce((SELECT string_agg(state || ' ' || n, ' ') FROM (SELECT state, count(*) n
+            FROM outbound GROUP BY state) s), 'none') || ', dead letters ' || (SELECT count(*) FROM dead_letters) ||
+        ', unpublished outbox rows ' || (SELECT count(*) FROM outbox WHERE published_at IS NULL)"
+}
+wait_for 60 "the warm-up replies" at_least_requests 20 ||
+    fail "$(requests generic) of 20 warm-up replies; $(where_stuck)"
 sleep 1
 
 # stats PREFIX ACKS: joins the ACK times with the fake's arrival times of PREFIX's replies.
@@ -123,7 +132,8 @@ cpu_snapshot "$IMP_TEST_TMP/cpu0"
 base=$(requests generic)
 D1=$(load --convs "$N" --conns "$THREADS" --prefix tput --acks "$IMP_TEST_TMP/acks1") ||
     fail "driver: $D1"
-wait_for 600 "$N replies" at_least_requests $((base + N)) || fail "only $(requests generic) replies"
+wait_for 600 "$N replies" at_least_requests $((base + N)) ||
+    fail "only $(requests generic) replies; $(where_stuck)"
 S1=$(stats tput "$IMP_TEST_TMP/acks1")
 cpu_snapshot "$IMP_TEST_TMP/cpu1"
 C1=$(cpu_report "$IMP_TEST_TMP/cpu0" "$IMP_TEST_TMP/cpu1" "$N")
@@ -133,7 +143,8 @@ say "phase 2: $LAT_N messages at $RATE/s"
 base=$(requests generic)
 D2=$(load --convs "$LAT_N" --conns "$THREADS" --rate "$RATE" --prefix lat \
     --acks "$IMP_TEST_TMP/acks2") || fail "driver: $D2"
-wait_for 600 "$LAT_N replies" at_least_requests $((base + LAT_N)) || fail "only $(requests generic) replies"
+wait_for 600 "$LAT_N replies" at_least_requests $((base + LAT_N)) ||
+    fail "only $(requests generic) replies; $(where_stuck)"
 S2=$(stats lat "$IMP_TEST_TMP/acks2")
 say "driver: $D2"
 

@@ -515,6 +515,68 @@ START_TEST(connection_lost_inside_tx)
 }
 END_TEST
 
+/* BEGIN and the tenant setting go out with the transaction's first statement: they still take
+ * effect for it, a transaction without statements costs nothing, and a connection lost before
+ * the first statement is reported by it. */
+START_TEST(begin_and_tenant_ride_with_the_first_statement)
+{
+    imp_pg_t *pg = open_owner();
+    ok(imp_pg_tx_begin(pg), "begin");
+    ok(imp_pg_tx_commit(pg), "commit of an empty transaction");
+    ok(imp_pg_tx_begin(pg), "begin");
+    imp_pg_tx_rollback(pg);
+    ck_assert(!imp_pg_in_tx(pg));
+
+    ok(imp_pg_tx_begin(pg), "begin");
+    ok(imp_pg_set_tenant(pg, TENANT_A), "set tenant");
+    char *v = NULL;
+    ok(imp_pg_exec_scalar(pg,
+                          "SELECT current_setting('app.tenant_id') || '|' || "
+                          "(SELECT count(*) FROM pg_test_items)",
+                          0, NULL, &v),
+       "first statement");
+    ck_assert_str_eq(v, TENANT_A "|0");
+    free(v);
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (7)");
+    imp_pg_tx_rollback(pg);
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 0);
+
+    /* A cached first statement, a batch as the first statement. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    ok(imp_pg_set_tenant(pg, TENANT_A), "set tenant");
+    imp_pg_result_t *res = NULL;
+    ok(imp_pg_exec_cached(pg, "SELECT current_setting('app.tenant_id')", 0, NULL, &res),
+       "cached first statement");
+    ck_assert_str_eq(imp_pg_result_value(res, 0, 0), TENANT_A);
+    imp_pg_result_free(res);
+    ok(imp_pg_tx_commit(pg), "commit");
+    ok(imp_pg_tx_begin(pg), "begin");
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    imp_pg_batch_add(b, "INSERT INTO pg_test_items (id) VALUES (8)", 0, NULL);
+    ok(imp_pg_batch_run(pg, b), "batch as the first statement");
+    imp_pg_batch_free(b);
+    imp_pg_tx_rollback(pg);
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 0);
+
+    /* A failing first statement aborts the transaction it opened. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    expect_class(fails(pg, "SELECT 1/0"), IMP_ERR_POISON, "22012");
+    expect_class(imp_pg_tx_commit(pg), IMP_ERR_POISON, "pg_tx_aborted");
+
+    /* The connection goes away between BEGIN and the first statement. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    terminate(pg);
+    imp_error_t *err = imp_pg_exec(pg, "INSERT INTO pg_test_items (id) VALUES (9)", 0, NULL, NULL);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(imp_error_class(err), IMP_ERR_INFRA);
+    imp_error_free(err);
+    expect_class(imp_pg_exec(pg, "SELECT 1", 0, NULL, NULL), IMP_ERR_INFRA, "pg_tx_lost");
+    imp_pg_tx_rollback(pg);
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 0);
+    imp_pg_free(pg);
+}
+END_TEST
+
 START_TEST(batch_after_terminate)
 {
     imp_pg_t *pg = open_owner();
@@ -578,6 +640,7 @@ static Suite *pg_suite(void)
     tcase_add_test(tc, reconnect_after_terminate);
     tcase_add_test(tc, connection_lost_inside_tx);
     tcase_add_test(tc, batch_after_terminate);
+    tcase_add_test(tc, begin_and_tenant_ride_with_the_first_statement);
     tcase_add_test(tc, connect_failure_backs_off);
     suite_add_tcase(s, tc);
     return s;
