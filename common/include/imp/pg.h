@@ -126,7 +126,12 @@ imp_error_t *imp_pg_exec_scalar(imp_pg_t *pg, const char *sql, int nparams,
 
 /* ---- transactions -------------------------------------------------------------------- */
 
-/* BEGIN. Nested calls are misuse (poison "pg_misuse"); use savepoints. */
+/* BEGIN. Nested calls are misuse (poison "pg_misuse"); use savepoints.
+ *
+ * BEGIN is not sent at once: it goes out with the transaction's first statement, in the same
+ * round trip (a pipeline), so this call does not touch the network and a connection problem
+ * is reported by that first statement (the transaction is then "tx lost"). A transaction
+ * that runs no statement sends nothing: its commit and rollback are no-ops. */
 imp_error_t *imp_pg_tx_begin(imp_pg_t *pg);
 
 /* BEGIN with transaction modes, e.g. "ISOLATION LEVEL SERIALIZABLE" or "READ ONLY". modes is
@@ -158,7 +163,8 @@ imp_error_t *imp_pg_savepoint_rollback(imp_pg_t *pg, const char *name);
 /* Set app.tenant_id for the current transaction only (set_config(..., true), i.e. SET LOCAL
  * semantics): it is gone after commit or rollback. Row-level security policies read it.
  * Outside a transaction: poison "pg_misuse". tenant_id must be a UUID in text form (else
- * poison "pg_misuse"); NULL clears the setting for the rest of the transaction. */
+ * poison "pg_misuse"); NULL clears the setting for the rest of the transaction. Like BEGIN,
+ * it goes out with the next statement, the first one it applies to. */
 imp_error_t *imp_pg_set_tenant(imp_pg_t *pg, const char *tenant_id);
 
 /* ---- results ------------------------------------------------------------------------- */
