@@ -1057,7 +1057,7 @@ static imp_error_t *exec_with_deferred(imp_pg_t *pg, const char *sql, int nparam
 {
     imp_pg_batch_t *b = imp_pg_batch_new();
     size_t last = add_deferred(pg, b);
-    batch_append(b, sql, nparams, params, cached && cache_get(pg, sql) != NULL);
+    batch_append(b, sql, nparams, params, cached);
     bool by_stmt;
     imp_error_t *err = batch_run_raw(pg, b, &by_stmt);
     if (err == NULL && out != NULL) {

@@ -457,8 +457,8 @@ imp_error_t *imp_worker_relay_once(imp_pg_t *pg, imp_kafka_producer_t *producer,
      * entries of rows published since (dead to every transaction) as dead in the index, so
      * each entry costs one visit in all; a bitmap scan, which the planner prefers when it
      * expects few rows, would visit every such row's heap page on every pass; a sequential
-     * scan, every row of the retention period. SKIP LOCKED:
-     * relays of several processes share the backlog instead of racing for it. */
+     * scan, every row of the retention period. SKIP LOCKED: relays of several processes
+     * share the backlog instead of racing for it. */
     err = index_scans_only(pg);
     if (err == NULL)
         err = imp_pg_exec(pg,

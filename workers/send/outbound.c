@@ -22,8 +22,9 @@
     "purpose, text, state, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, 'sending', 1) "           \
     "ON CONFLICT (operation_id) DO UPDATE SET updated_at = outbound.updated_at "                   \
     "RETURNING xmax = 0"
-#define SQL_CLAIM_SETTINGS                                                                         \
-    "SELECT set_config('lock_timeout', '5s', true), set_config('app.tenant_id', $1, true)"
+/* A claim never waits long for a lock (a batch larger than one could otherwise wait for its
+ * own transaction). */
+#define SQL_LOCK_TIMEOUT "SELECT set_config('lock_timeout', '5s', true)"
 #define SQL_LOCK                                                                                   \
     "SELECT state, attempts, provider_message_id, last_error, "                                    \
     "coalesce(greatest(0, ceil(extract(epoch FROM next_attempt_at - clock_timestamp()) * "         \
@@ -60,13 +61,12 @@ void send_claim_dispose(send_claim_t *c)
     c->last_error = NULL;
 }
 
-/* BEGIN on the claim connection, scoped to the tenant, never waiting long for a lock (a
- * batch larger than one could otherwise wait for its own transaction). */
+/* BEGIN on the claim connection, scoped to the tenant, with the lock timeout. */
 static imp_error_t *claim_begin(imp_pg_t *pg, const char *tenant)
 {
     imp_error_t *err = imp_pg_tx_begin(pg);
     if (err == NULL)
-        err = imp_pg_exec(pg, "SET LOCAL lock_timeout = '5s'", 0, NULL, NULL);
+        err = imp_pg_exec_cached(pg, SQL_LOCK_TIMEOUT, 0, NULL, NULL);
     if (err == NULL)
         err = imp_pg_set_tenant(pg, tenant);
     return err;
@@ -131,14 +131,15 @@ static imp_error_t *decide(imp_pg_t *pg, const imp_envelope_t *ev, bool idempote
 static imp_error_t *claim_new(send_t *st, const imp_envelope_t *ev, const send_msg_t *m,
                               bool *fresh)
 {
-    const char *settings[] = {ev->tenantid};
+    const char *tenant[] = {ev->tenantid};
     const char *ins[] = {ev->tenantid, ev->id, m->conversation_id, m->channel, m->recipient,
                          m->purpose,   m->text};
     imp_pg_batch_t *b = imp_pg_batch_new();
-    imp_pg_batch_add_cached(b, SQL_CLAIM_SETTINGS, 1, settings);
+    imp_pg_batch_add_cached(b, SQL_LOCK_TIMEOUT, 0, NULL);
+    imp_pg_batch_add_cached(b, IMP_PG_SET_TENANT_SQL, 1, tenant);
     imp_pg_batch_add_cached(b, SQL_CLAIM_NEW, 7, ins);
     imp_error_t *err = imp_pg_batch_run(st->claim_pg, b);
-    const imp_pg_result_t *res = imp_pg_batch_result(b, 1);
+    const imp_pg_result_t *res = imp_pg_batch_result(b, 2);
     *fresh = err == NULL && imp_pg_result_rows(res) == 1 &&
              strcmp(imp_pg_result_value(res, 0, 0), "t") == 0;
     imp_pg_batch_free(b);
