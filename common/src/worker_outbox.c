@@ -521,6 +521,42 @@ imp_error_t *worker_outbox_drain(imp_worker_t *w)
 
 #define WORKER_PURGE_MIN_MS 5000
 
+/* Any worker forgets any worker's inbox rows older than its retention, the oldest first and
+ * 10,000 at a time through the index on processed_at, so the rows of a worker that no longer
+ * runs go too. One purger at a time: the others find the advisory lock taken and skip their
+ * turn. Index scans only, as for the outbox: statistics older than the last burst of inserts
+ * would make most of the table look old. */
+#define SQL_INBOX_PURGE                                                                            \
+    "DELETE FROM inbox i USING (SELECT worker, operation_id FROM inbox "                           \
+    "WHERE processed_at < now() - $1::bigint * interval '1 millisecond' "                          \
+    "ORDER BY processed_at LIMIT 10000) old "                                                      \
+    "WHERE i.worker = old.worker AND i.operation_id = old.operation_id"
+
+static void purge_inbox(imp_worker_t *w)
+{
+    char ret[32];
+    snprintf(ret, sizeof(ret), "%lld", w->s.inbox_retention_ms);
+    const char *params[] = {ret};
+    imp_pg_result_t *res = NULL;
+    bool mine = false;
+    imp_error_t *err = imp_pg_tx_begin(w->pg);
+    if (err == NULL)
+        err = imp_pg_exec_cached(
+            w->pg, "SELECT pg_try_advisory_xact_lock(" WORKER_INBOX_PURGE_LOCK ")", 0, NULL, &res);
+    if (err == NULL && imp_pg_result_get_bool(res, 0, 0, &mine) == 0 && mine &&
+        (err = index_scans_only(w->pg)) == NULL)
+        err = imp_pg_exec_cached(w->pg, SQL_INBOX_PURGE, 1, params, NULL);
+    imp_pg_result_free(res);
+    if (err == NULL)
+        err = imp_pg_tx_commit(w->pg);
+    else
+        imp_pg_tx_rollback(w->pg);
+    if (err != NULL) {
+        IMP_LOG_WARN("inbox purge failed", IMP_LE(err));
+        imp_error_free(err);
+    }
+}
+
 void worker_outbox_tick(imp_worker_t *w, int64_t now_ms)
 {
     if (now_ms < w->next_relay_ms)
@@ -574,4 +610,5 @@ void worker_outbox_tick(imp_worker_t *w, int64_t now_ms)
         IMP_LOG_WARN("outbox purge failed", IMP_LE(err));
         imp_error_free(err);
     }
+    purge_inbox(w);
 }

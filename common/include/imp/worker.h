@@ -67,6 +67,7 @@ typedef struct {
     long long relay_interval_ms;
     long long relay_grace_ms;
     long long outbox_retention_ms;
+    long long inbox_retention_ms;
     long long publish_timeout_ms;
     long long metrics_port; /* 0: no metrics listener */
     char *metrics_host;
@@ -181,6 +182,14 @@ typedef struct {
          0,                                                                                        \
          "how long published outbox rows are kept",                                                \
          offsetof(type, field.outbox_retention_ms)},                                               \
+        {"IMP_WORKER_INBOX_RETENTION",                                                             \
+         IMP_CFG_DURATION,                                                                         \
+         "14d",                                                                                    \
+         3600000,                                                                                  \
+         31536000000,                                                                              \
+         0,                                                                                        \
+         "how long the inbox remembers a handled event (longer than any consumed topic keeps it)", \
+         offsetof(type, field.inbox_retention_ms)},                                                \
         {"IMP_WORKER_PUBLISH_TIMEOUT",                                                             \
          IMP_CFG_DURATION,                                                                         \
          "10s",                                                                                    \

@@ -163,7 +163,7 @@ START_TEST(malformed_values)
         {"IMP_T_TIMEOUT", "5sec"},
         {"IMP_T_TIMEOUT", "-1s"},
         {"IMP_T_TIMEOUT", "1.5s"},
-        {"IMP_T_TIMEOUT", "1d"},
+        {"IMP_T_TIMEOUT", "1y"},
         {"IMP_T_TIMEOUT", "ms"},
         {"IMP_T_BODY_MAX", "1TiB"},
         {"IMP_T_BODY_MAX", "-5"},
@@ -260,6 +260,7 @@ START_TEST(duration_units)
     } ok[] = {
         {"0", 0},       {"100", 100},    {"250ms", 250}, {"2s", 2000},
         {"5m", 300000}, {"1h", 3600000}, {"0s", 0},      {"36h", 129600000},
+        {"1d", 86400000}, {"14d", 1209600000},
     };
     for (size_t i = 0; i < IMP_ARRAY_LEN(ok); i++) {
         long long v = -1;
@@ -268,7 +269,8 @@ START_TEST(duration_units)
     }
     static const char *const bad[] = {"",
                                       "ms",
-                                      "1d",
+                                      "1w",
+                                      "1D",
                                       "1.5s",
                                       "-1s",
                                       "1 s",
