@@ -40,7 +40,9 @@ LAT_N=${BENCH_LAT_N:-2000}
 RATE=${BENCH_RATE:-200}
 THREADS=${BENCH_THREADS:-64}
 SENDERS=${BENCH_SENDERS:-3}
-export IMP_LOG_LEVEL=warn
+# info, as in production: the per-draft lines of rag and qc are part of the cost, and the
+# runtime's group assignments say where a stuck phase stopped.
+export IMP_LOG_LEVEL=info
 
 # The production relay cadence (the tests' 200 ms relay interval is a steady cost here).
 E2E_WORKER_ENV+=(IMP_WORKER_RELAY_INTERVAL=5s IMP_WORKER_RELAY_GRACE=10s
@@ -60,6 +62,12 @@ where_stuck() {
         ', outbound ' || coalesce((SELECT string_agg(state || ' ' || n, ' ') FROM (SELECT state, count(*) n
             FROM outbound GROUP BY state) s), 'none') || ', dead letters ' || (SELECT count(*) FROM dead_letters) ||
         ', unpublished outbox rows ' || (SELECT count(*) FROM outbox WHERE published_at IS NULL)"
+    # Each worker's last consumer-group event (the runtime logs them at info).
+    local f
+    for f in "$IMP_TEST_TMP"/logs/{dialog,rag,qc,send*}.log; do
+        printf '; %s: %s' "$(basename "$f" .log)" "$(grep -ho '"msg":"partitions [a-z]*"[^}]*"count":[0-9]*' "$f" |
+            tail -1 | sed 's/"msg":"partitions \([a-z]*\)".*"count":\([0-9]*\)/\1 \2/')"
+    done
 }
 wait_for 60 "the warm-up replies" at_least_requests 20 ||
     fail "$(requests generic) of 20 warm-up replies; $(where_stuck)"
