@@ -96,8 +96,7 @@ struct imp_worker {
     bool backlog;       /* a publish failed: drain the outbox before consuming on */
     long long *acked;   /* outbox ids Kafka acknowledged, not yet marked published */
     size_t nacked, capacked;
-    int64_t acked_since_ms; /* when the oldest of them was acknowledged */
-    int inflight;           /* events produced whose delivery report is still due */
+    int inflight; /* events produced whose delivery report is still due */
     int64_t next_relay_ms;
     int64_t next_purge_ms;
     int64_t next_tick_ms;
@@ -133,8 +132,7 @@ void worker_outbox_attach(imp_worker_t *w);
  * worker_outbox_settle. A failure sets w->backlog (the relay then publishes in order). */
 void worker_outbox_publish(imp_worker_t *w, worker_item_t *items, size_t n);
 /* Serve delivery reports (waiting up to wait_ms for all of them; 0: only what is there) and
- * mark the acknowledged rows published: with wait_ms > 0 at once; with 0 once enough have
- * gathered or the oldest has waited long enough (worker_outbox.c says how long). */
+ * mark the acknowledged rows published. */
 void worker_outbox_settle(imp_worker_t *w, int wait_ms);
 /* Drain unpublished rows (all ages); NULL when the outbox is empty. */
 imp_error_t *worker_outbox_drain(imp_worker_t *w);

@@ -347,8 +347,6 @@ static void async_delivered(imp_worker_t *w, long long id, const imp_error_t *er
         w->capacked = w->capacked ? w->capacked * 2 : 1024;
         w->acked = imp_realloc(w->acked, w->capacked * sizeof(*w->acked));
     }
-    if (w->nacked == 0)
-        w->acked_since_ms = worker_now_ms();
     w->acked[w->nacked++] = id;
     imp_metrics_inc(w->m_published);
 }
@@ -376,14 +374,6 @@ void worker_outbox_publish(imp_worker_t *w, worker_item_t *items, size_t n)
     imp_kafka_producer_poll(w->producer, 0);
 }
 
-/* Marking rows published is one statement and one transaction however many rows it marks,
- * so under load acknowledgements gather for a while first: up to WORKER_MARK_DELAY_MS, and
- * at most half the relay grace, so that no relay (of this process or another) takes a row
- * that is out and only waits for its mark. A row not marked yet is published again only if
- * the process dies first (the start-up drain takes every unpublished row); consumers dedupe. */
-#define WORKER_MARK_ROWS 500
-#define WORKER_MARK_DELAY_MS 1000
-
 void worker_outbox_settle(imp_worker_t *w, int wait_ms)
 {
     if (wait_ms > 0 && w->inflight > 0) {
@@ -396,11 +386,6 @@ void worker_outbox_settle(imp_worker_t *w, int wait_ms)
         imp_kafka_producer_poll(w->producer, 0);
     }
     if (w->nacked == 0)
-        return;
-    long long delay = w->s.relay_grace_ms / 2;
-    if (delay > WORKER_MARK_DELAY_MS)
-        delay = WORKER_MARK_DELAY_MS;
-    if (wait_ms <= 0 && w->nacked < WORKER_MARK_ROWS && worker_now_ms() - w->acked_since_ms < delay)
         return;
     worker_arr_t ids;
     worker_arr_init(&ids);
