@@ -47,7 +47,8 @@ static int parse_with_units(const char *text, const unit_t *units, size_t nunits
 
 int imp_config_parse_duration_ms(const char *text, long long *out)
 {
-    static const unit_t units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    static const unit_t units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     return parse_with_units(text, units, IMP_ARRAY_LEN(units), out);
 }
 

@@ -25,7 +25,7 @@ typedef enum {
     IMP_CFG_STRING,   /* char * (heap; freed by imp_config_dispose) */
     IMP_CFG_INT,      /* long long, bounded by min..max */
     IMP_CFG_BOOL,     /* bool: true/false, 1/0, yes/no, on/off */
-    IMP_CFG_DURATION, /* long long milliseconds: "250ms", "2s", "5m", "1h", "14d"; a bare number is ms */
+    IMP_CFG_DURATION, /* long long ms: "250ms", "2s", "5m", "1h", "14d"; a bare number is ms */
     IMP_CFG_SIZE,     /* long long bytes: "512", "64KiB", "1MiB", "1GiB" */
     IMP_CFG_DOUBLE,   /* double, bounded by min..max */
 } imp_cfg_type_t;
