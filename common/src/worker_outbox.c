@@ -521,6 +521,20 @@ imp_error_t *worker_outbox_drain(imp_worker_t *w)
 
 #define WORKER_PURGE_MIN_MS 5000
 
+/* Commit a purge's transaction, or roll it back and say why: a failed purge is tried again
+ * at the next tick. */
+static void end_purge(imp_worker_t *w, imp_error_t *err, const char *failed)
+{
+    if (err == NULL)
+        err = imp_pg_tx_commit(w->pg);
+    else
+        imp_pg_tx_rollback(w->pg);
+    if (err != NULL) {
+        IMP_LOG_WARN(failed, IMP_LE(err));
+        imp_error_free(err);
+    }
+}
+
 /* Any worker forgets any worker's inbox rows older than its retention, the oldest first and
  * 10,000 at a time through the index on processed_at, so the rows of a worker that no longer
  * runs go too. One purger at a time: the others find the advisory lock taken and skip their
@@ -547,14 +561,7 @@ static void purge_inbox(imp_worker_t *w)
         (err = index_scans_only(w->pg)) == NULL)
         err = imp_pg_exec_cached(w->pg, SQL_INBOX_PURGE, 1, params, NULL);
     imp_pg_result_free(res);
-    if (err == NULL)
-        err = imp_pg_tx_commit(w->pg);
-    else
-        imp_pg_tx_rollback(w->pg);
-    if (err != NULL) {
-        IMP_LOG_WARN("inbox purge failed", IMP_LE(err));
-        imp_error_free(err);
-    }
+    end_purge(w, err, "inbox purge failed");
 }
 
 void worker_outbox_tick(imp_worker_t *w, int64_t now_ms)
@@ -602,13 +609,6 @@ void worker_outbox_tick(imp_worker_t *w, int64_t now_ms)
             "'1 millisecond' ORDER BY id LIMIT 1), 9223372036854775807) "
             "AND published_at IS NOT NULL ORDER BY id LIMIT 10000)",
             1, params, NULL);
-    if (err == NULL)
-        err = imp_pg_tx_commit(w->pg);
-    else
-        imp_pg_tx_rollback(w->pg);
-    if (err != NULL) {
-        IMP_LOG_WARN("outbox purge failed", IMP_LE(err));
-        imp_error_free(err);
-    }
+    end_purge(w, err, "outbox purge failed");
     purge_inbox(w);
 }
