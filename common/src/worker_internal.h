@@ -20,9 +20,6 @@
 #define WORKER_HDR_DLQ_CLASS "imp-dlq-class"
 #define WORKER_HDR_DLQ_ENCODING "imp-dlq-encoding"
 
-/* pg_advisory_xact_lock key of the inbox purge ("impinbox" in ASCII). */
-#define WORKER_INBOX_PURGE_LOCK "7596851744569716600"
-
 /* One event to publish (a row of the outbox). */
 typedef struct {
     char *topic;

@@ -540,6 +540,8 @@ static void end_purge(imp_worker_t *w, imp_error_t *err, const char *failed)
  * runs go too. One purger at a time: the others find the advisory lock taken and skip their
  * turn. Index scans only, as for the outbox: statistics older than the last burst of inserts
  * would make most of the table look old. */
+/* pg_advisory_xact_lock key of the inbox purge ("impinbox" in ASCII). */
+#define WORKER_INBOX_PURGE_LOCK "7596851744569716600"
 #define SQL_INBOX_PURGE                                                                            \
     "DELETE FROM inbox i USING (SELECT worker, operation_id FROM inbox "                           \
     "WHERE processed_at < now() - $1::bigint * interval '1 millisecond' "                          \
