@@ -47,7 +47,11 @@ struct imp_pg {
     char *begin_sql;
     bool tenant_pending;
     char tenant[40];
-    imp_err_class_t tx_error_cls; /* class of the statement that aborted the tx, 0 if none */
+    struct imp_pg_batch *deferred; /* imp_pg_exec_deferred's statements, in order, and the
+                                    * tenant settings between them */
+    size_t ndeferred;              /* of those, imp_pg_exec_deferred's */
+    bool err_deferred;             /* the last call's error came from one of them */
+    imp_err_class_t tx_error_cls;  /* class of the statement that aborted the tx, 0 if none */
 
     cached_stmt_t *cache; /* CACHE_SLOTS entries, allocated on first use */
     unsigned cache_n;
@@ -301,6 +305,7 @@ void imp_pg_free(imp_pg_t *pg)
         free(pg->cache);
     }
     free(pg->begin_sql);
+    imp_pg_batch_free(pg->deferred);
     free(pg->dsn);
     free(pg->app_name);
     free(pg);
@@ -387,9 +392,21 @@ imp_error_t *imp_pg_ping(imp_pg_t *pg)
 
 /* ---- statements ---------------------------------------------------------------------- */
 
+static size_t user_deferred(const imp_pg_t *pg)
+{
+    return pg->ndeferred;
+}
+
+static void drop_user_deferred(imp_pg_t *pg)
+{
+    if (pg->deferred != NULL)
+        imp_pg_batch_reset(pg->deferred);
+    pg->ndeferred = 0;
+}
+
 static bool has_deferred(const imp_pg_t *pg)
 {
-    return pg->begin_sql != NULL || pg->tenant_pending;
+    return pg->begin_sql != NULL || pg->tenant_pending || user_deferred(pg) > 0;
 }
 
 static imp_error_t *exec_with_deferred(imp_pg_t *pg, const char *sql, int nparams,
@@ -401,6 +418,7 @@ imp_error_t *imp_pg_exec(imp_pg_t *pg, const char *sql, int nparams, const char 
 {
     if (out != NULL)
         *out = NULL;
+    pg->err_deferred = false;
     if (has_deferred(pg))
         return exec_with_deferred(pg, sql, nparams, params, false, out);
     imp_error_t *err = prepare_call(pg);
@@ -450,6 +468,7 @@ imp_error_t *imp_pg_exec_cached(imp_pg_t *pg, const char *sql, int nparams,
 {
     if (out != NULL)
         *out = NULL;
+    pg->err_deferred = false;
     if (has_deferred(pg))
         return exec_with_deferred(pg, sql, nparams, params, true, out);
     cached_stmt_t *e = cache_get(pg, sql);
@@ -486,6 +505,7 @@ static imp_error_t *flush_deferred(imp_pg_t *pg);
 
 imp_error_t *imp_pg_exec_script(imp_pg_t *pg, const char *sql)
 {
+    pg->err_deferred = false;
     imp_error_t *err = has_deferred(pg) ? flush_deferred(pg) : NULL;
     if (err == NULL)
         err = prepare_call(pg);
@@ -553,6 +573,7 @@ static void forget_deferred(imp_pg_t *pg)
     free(pg->begin_sql);
     pg->begin_sql = NULL;
     pg->tenant_pending = false;
+    drop_user_deferred(pg);
 }
 
 static imp_error_t *commit_aborted(imp_pg_t *pg)
@@ -565,8 +586,15 @@ static imp_error_t *commit_aborted(imp_pg_t *pg)
 
 imp_error_t *imp_pg_tx_commit(imp_pg_t *pg)
 {
+    pg->err_deferred = false;
     if (!pg->in_tx)
         return misuse("commit without a transaction");
+    if (user_deferred(pg) > 0 && !pg->tx_lost) {
+        imp_pg_batch_t *none = imp_pg_batch_new();
+        imp_error_t *err = imp_pg_tx_commit_batch(pg, none);
+        imp_pg_batch_free(none);
+        return err;
+    }
     bool began = pg->begin_sql == NULL;
     forget_deferred(pg);
     if (!began && !pg->tx_lost) {
@@ -646,6 +674,10 @@ imp_error_t *imp_pg_savepoint_release(imp_pg_t *pg, const char *name)
 
 imp_error_t *imp_pg_savepoint_rollback(imp_pg_t *pg, const char *name)
 {
+    /* Deferred statements wait only since the last statement sent, which was the savepoint
+     * or came after it: the rollback would undo them. */
+    if (pg->in_tx)
+        drop_user_deferred(pg);
     imp_error_t *err = savepoint_cmd(pg, "ROLLBACK TO SAVEPOINT", name);
     if (err == NULL)
         pg->tx_error_cls = 0;
@@ -670,7 +702,13 @@ imp_error_t *imp_pg_set_tenant(imp_pg_t *pg, const char *tenant_id)
         return misuse("set_tenant outside a transaction");
     if (tenant_id != NULL && !valid_uuid(tenant_id))
         return misuse("tenant id is not a uuid");
-    /* Goes out with the next statement, which is the first one it applies to. */
+    /* Goes out with the next statement, which is the first one it applies to; after deferred
+     * statements, in their queue, so that they keep the tenant they were queued under. */
+    if (user_deferred(pg) > 0) {
+        const char *params[] = {tenant_id != NULL ? tenant_id : ""};
+        imp_pg_batch_add_cached(pg->deferred, IMP_PG_SET_TENANT_SQL, 1, params);
+        return NULL;
+    }
     snprintf(pg->tenant, sizeof(pg->tenant), "%s", tenant_id != NULL ? tenant_id : "");
     pg->tenant_pending = true;
     return NULL;
@@ -1020,8 +1058,9 @@ static imp_error_t *batch_run_raw(imp_pg_t *pg, imp_pg_batch_t *batch, bool *by_
     return err;
 }
 
-/* The deferred statements first, in a batch of their own; how many were added. */
-static size_t add_deferred(imp_pg_t *pg, imp_pg_batch_t *b)
+/* The deferred statements first, moved into b: BEGIN and the tenant setting, then from
+ * index *user on those of imp_pg_exec_deferred. Returns how many were added. */
+static size_t add_deferred(imp_pg_t *pg, imp_pg_batch_t *b, size_t *user)
 {
     size_t n = 0;
     if (pg->begin_sql != NULL) {
@@ -1036,15 +1075,43 @@ static size_t add_deferred(imp_pg_t *pg, imp_pg_batch_t *b)
     free(pg->begin_sql);
     pg->begin_sql = NULL;
     pg->tenant_pending = false;
+    *user = n;
+    imp_pg_batch_t *q = pg->deferred;
+    for (size_t i = 0; q != NULL && i < q->n; i++) {
+        if (b->n == b->cap) {
+            b->cap = b->cap ? 2 * b->cap : 16;
+            b->stmts = imp_realloc(b->stmts, b->cap * sizeof(*b->stmts));
+        }
+        b->stmts[b->n++] = q->stmts[i]; /* ownership moves */
+        n++;
+    }
+    if (q != NULL)
+        q->n = 0;
+    pg->ndeferred = 0;
+    b->failed = b->n;
     return n;
+}
+
+/* An error of statement `failed` of a run whose deferred statements were [user, end): such
+ * an error says so. */
+static imp_error_t *blame_deferred(imp_pg_t *pg, imp_error_t *err, size_t failed, size_t user,
+                                   size_t end)
+{
+    if (err == NULL || failed < user || failed >= end)
+        return err;
+    pg->err_deferred = true;
+    return imp_error_prefix(err, "deferred statement");
 }
 
 static imp_error_t *flush_deferred(imp_pg_t *pg)
 {
     imp_pg_batch_t *b = imp_pg_batch_new();
-    add_deferred(pg, b);
+    size_t user;
+    size_t n = add_deferred(pg, b, &user);
     bool by_stmt;
     imp_error_t *err = batch_run_raw(pg, b, &by_stmt);
+    if (by_stmt)
+        err = blame_deferred(pg, err, b->failed, user, n);
     imp_pg_batch_free(b);
     return err;
 }
@@ -1056,10 +1123,13 @@ static imp_error_t *exec_with_deferred(imp_pg_t *pg, const char *sql, int nparam
                                        imp_pg_result_t **out)
 {
     imp_pg_batch_t *b = imp_pg_batch_new();
-    size_t last = add_deferred(pg, b);
+    size_t user;
+    size_t last = add_deferred(pg, b, &user);
     batch_append(b, sql, nparams, params, cached);
     bool by_stmt;
     imp_error_t *err = batch_run_raw(pg, b, &by_stmt);
+    if (by_stmt)
+        err = blame_deferred(pg, err, b->failed, user, last);
     if (err == NULL && out != NULL) {
         *out = imp_malloc(sizeof(**out));
         (*out)->res = b->stmts[last].result.res;
@@ -1069,14 +1139,116 @@ static imp_error_t *exec_with_deferred(imp_pg_t *pg, const char *sql, int nparam
     return err;
 }
 
+/* The deferred statements, batch's, and `tail` (NULL: none) in one round trip; batch's
+ * results and failed index as if it had run alone (failed == n: a deferred statement or the
+ * tail). *by_stmt as for batch_run_raw. */
+static imp_error_t *run_with_deferred(imp_pg_t *pg, imp_pg_batch_t *batch, const char *tail,
+                                      bool *by_stmt)
+{
+    for (size_t i = 0; i < batch->n; i++)
+        stmt_clear_result(&batch->stmts[i]);
+    batch->failed = batch->n;
+    imp_pg_batch_t *all = imp_pg_batch_new();
+    size_t user;
+    size_t k = add_deferred(pg, all, &user);
+    for (size_t i = 0; i < batch->n; i++) {
+        batch_stmt_t *s = &batch->stmts[i];
+        batch_append(all, s->sql, s->nparams, (const char *const *)s->params, s->cached);
+    }
+    if (tail != NULL)
+        batch_append(all, tail, 0, NULL, false);
+    imp_error_t *err = batch_run_raw(pg, all, by_stmt);
+    for (size_t i = 0; i < batch->n; i++) {
+        batch->stmts[i].result.res = all->stmts[k + i].result.res;
+        batch->stmts[i].affected = all->stmts[k + i].affected;
+        all->stmts[k + i].result.res = NULL;
+    }
+    if (*by_stmt) {
+        size_t f = all->failed;
+        batch->failed = f >= k && f < k + batch->n ? f - k : batch->n;
+        err = blame_deferred(pg, err, f, user, k);
+    }
+    imp_pg_batch_free(all);
+    return err;
+}
+
 imp_error_t *imp_pg_batch_run(imp_pg_t *pg, imp_pg_batch_t *batch)
 {
-    imp_error_t *err = has_deferred(pg) ? flush_deferred(pg) : NULL;
-    if (err == NULL) {
-        bool by_stmt;
-        err = batch_run_raw(pg, batch, &by_stmt);
-        if (by_stmt)
-            err = imp_error_prefix(err, "statement %zu", batch->failed);
+    pg->err_deferred = false;
+    bool by_stmt;
+    imp_error_t *err = has_deferred(pg) ? run_with_deferred(pg, batch, NULL, &by_stmt)
+                                        : batch_run_raw(pg, batch, &by_stmt);
+    if (by_stmt && batch->failed < batch->n)
+        err = imp_error_prefix(err, "statement %zu", batch->failed);
+    return err;
+}
+
+/* ---- deferred statements ------------------------------------------------------------- */
+
+imp_error_t *imp_pg_exec_deferred(imp_pg_t *pg, const char *sql, int nparams,
+                                  const char *const *params)
+{
+    if (!pg->in_tx)
+        return misuse("deferred statement outside a transaction");
+    if (pg->tx_lost)
+        return prepare_call(pg);
+    if (pg->deferred == NULL)
+        pg->deferred = imp_pg_batch_new();
+    imp_pg_batch_add_cached(pg->deferred, sql, nparams, params);
+    pg->ndeferred++;
+    return NULL;
+}
+
+imp_error_t *imp_pg_flush(imp_pg_t *pg)
+{
+    pg->err_deferred = false;
+    return user_deferred(pg) > 0 ? flush_deferred(pg) : NULL;
+}
+
+size_t imp_pg_deferred_count(const imp_pg_t *pg)
+{
+    return user_deferred(pg);
+}
+
+bool imp_pg_error_deferred(const imp_pg_t *pg)
+{
+    return pg->err_deferred;
+}
+
+imp_error_t *imp_pg_tx_commit_batch(imp_pg_t *pg, imp_pg_batch_t *batch)
+{
+    pg->err_deferred = false;
+    for (size_t i = 0; i < batch->n; i++)
+        stmt_clear_result(&batch->stmts[i]);
+    batch->failed = batch->n;
+    if (!pg->in_tx)
+        return misuse("commit without a transaction");
+    if (pg->tx_lost) {
+        forget_deferred(pg);
+        pg->in_tx = false;
+        pg->tx_lost = false;
+        return imp_error_new(IMP_ERR_INFRA, "pg_tx_lost",
+                             "postgres connection lost inside the transaction");
+    }
+    bool began = pg->begin_sql == NULL;
+    if (!began && user_deferred(pg) == 0 && batch->n == 0) {
+        forget_deferred(pg);
+        pg->in_tx = false; /* no statement ran: nothing to commit */
+        return NULL;
+    }
+    if (began && pg->conn != NULL && PQtransactionStatus(pg->conn) == PQTRANS_INERROR)
+        return commit_aborted(pg);
+
+    /* Out of the transaction before COMMIT: a loss now means "outcome unknown". */
+    pg->in_tx = false;
+    bool by_stmt;
+    imp_error_t *err = run_with_deferred(pg, batch, "COMMIT", &by_stmt);
+    /* The pipeline stopped at a failure: the transaction is still open, aborted. */
+    if (by_stmt && pg->conn != NULL && PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
+        PGresult *res = PQexec(pg->conn, "ROLLBACK");
+        if (!result_ok(res))
+            drop_conn(pg);
+        PQclear(res);
     }
     return err;
 }

@@ -710,7 +710,10 @@ imp_error_t *imp_retrieval_log_write(imp_pg_t *pg, const char *operation_id, con
     imp_pg_result_t *own = NULL;
     const imp_pg_result_t *res = NULL;
     imp_pg_batch_t *batch = NULL;
-    imp_error_t *err = exec_as_tenant(pg, r->index->tenant, LOG_SQL, 6, params, &own, &res, &batch);
+    imp_error_t *err =
+        inserted == NULL && imp_pg_in_tx(pg)
+            ? imp_pg_exec_deferred(pg, LOG_SQL, 6, params)
+            : exec_as_tenant(pg, r->index->tenant, LOG_SQL, 6, params, &own, &res, &batch);
     if (err == NULL && inserted != NULL)
         *inserted = imp_pg_result_affected(own != NULL ? own : res) > 0;
     imp_pg_result_free(own);

@@ -592,6 +592,7 @@ static imp_error_t *step(imp_worker_t *w, long long *infra_delay)
         w->backlog = false;
         resume_all(w); /* the drain was what we were waiting for */
     }
+    bool committed = false;
     int64_t wait = next_wait_ms(w, now);
     fill_queue(w, wait >= 0 && wait < 100 ? (int)wait : 100);
     if (queue_len(w) > 0 && !w->stopping) {
@@ -611,6 +612,7 @@ static imp_error_t *step(imp_worker_t *w, long long *infra_delay)
         *infra_delay = 100;
         resume_all(w);
         imp_metrics_inc(w->m_batches);
+        committed = true;
         worker_outbox_publish(w, items, n);
         store_offsets(w, items, n);
         count_outcomes(w, items, n);
@@ -626,9 +628,13 @@ static imp_error_t *step(imp_worker_t *w, long long *infra_delay)
             IMP_LOG_WARN("tick not committed; next in 1 s", IMP_LE(err));
             imp_error_free(err);
             w->next_tick_ms = now + 1000;
+        } else {
+            committed = true;
         }
     }
-    worker_outbox_settle(w, 0);
+    /* After a commit, the marks of its events ride with the next one (under load the next
+     * step's); a step without one marks what Kafka acknowledged on its own. */
+    worker_outbox_settle(w, 0, !committed);
     now = worker_now_ms();
     worker_outbox_tick(w, now);
     lag_tick(w, now);
@@ -644,7 +650,7 @@ imp_error_t *imp_worker_run(imp_worker_t *w)
     w->next_relay_ms = worker_now_ms() + w->s.relay_interval_ms;
     while (err == NULL && !w->stopping)
         err = step(w, &infra_delay);
-    worker_outbox_settle(w, (int)w->s.publish_timeout_ms);
+    worker_outbox_settle(w, (int)w->s.publish_timeout_ms, true);
     if (err != NULL)
         IMP_LOG_ERROR("worker stopping on a fatal error", IMP_LE(err));
     log_kafka_err("final offset commit failed", imp_kafka_consumer_commit_sync(w->consumer));

@@ -397,6 +397,11 @@ static imp_error_t *attempt_batch(imp_worker_t *w, worker_item_t *items, size_t 
                 continue;
         }
         imp_error_t *herr = run_handler(w, it);
+        /* The handler's deferred writes are its own: sent now so that their failure is its
+         * failure, unless they can ride with the COMMIT (the batch's last event, no
+         * savepoint; a failure there is blamed on it below). */
+        if (herr == NULL && imp_pg_deferred_count(w->pg) > 0 && (i + 1 < n || i >= careful))
+            herr = imp_pg_flush(w->pg);
         if (herr == NULL) {
             it->state = ITEM_DONE;
             if (i >= careful)
@@ -422,11 +427,17 @@ static imp_error_t *attempt_batch(imp_worker_t *w, worker_item_t *items, size_t 
         imp_pg_tx_rollback(w->pg);
         return NULL;
     }
-    if (err == NULL)
-        err = worker_outbox_insert(w, items, n);
-    if (err == NULL)
-        return imp_pg_tx_commit(w->pg);
-    imp_pg_tx_rollback(w->pg);
+    if (err != NULL) {
+        imp_pg_tx_rollback(w->pg);
+        return err;
+    }
+    err = worker_outbox_commit(w, items, n);
+    if (err != NULL && imp_pg_error_deferred(w->pg) && !stops_batch(err)) {
+        /* Only the last event's handler leaves deferred writes to the COMMIT. */
+        items[n - 1].fail = err;
+        *failed_at = n - 1;
+        return NULL;
+    }
     return err;
 }
 
@@ -476,9 +487,7 @@ imp_error_t *worker_run_tick(imp_worker_t *w)
     if (err == NULL)
         err = w->def.on_tick(&ctx, w->def.user);
     if (err == NULL)
-        err = worker_outbox_insert(w, &it, 1);
-    if (err == NULL)
-        err = imp_pg_tx_commit(w->pg);
+        err = worker_outbox_commit(w, &it, 1);
     else
         imp_pg_tx_rollback(w->pg);
     if (err == NULL)

@@ -121,16 +121,21 @@ void worker_outs_push(worker_outs_t *o, const char *topic, const char *key, cons
                       size_t payload_len, const char *headers, const char *tenant,
                       const char *opid);
 void worker_outs_clear(worker_outs_t *o);
-/* Insert every out of items[0..n) into the outbox (one statement), setting their ids. */
-imp_error_t *worker_outbox_insert(imp_worker_t *w, worker_item_t *items, size_t n);
+/* Commit the batch's transaction in one round trip: the handlers' deferred statements, every
+ * out of items[0..n) into the outbox (one statement, setting their ids), the published mark
+ * of the rows Kafka has acknowledged since the last mark, and COMMIT. On error nothing is
+ * committed and the marks wait for the next commit or settle; imp_pg_error_deferred tells a
+ * handler's deferred statement from the runtime's own. */
+imp_error_t *worker_outbox_commit(imp_worker_t *w, worker_item_t *items, size_t n);
 /* Route the producer's delivery reports to the runtime (again after a relay ran). */
 void worker_outbox_attach(imp_worker_t *w);
 /* Produce the inserted outs of items[0..n) without waiting; reports arrive through
  * worker_outbox_settle. A failure sets w->backlog (the relay then publishes in order). */
 void worker_outbox_publish(imp_worker_t *w, worker_item_t *items, size_t n);
 /* Serve delivery reports (waiting up to wait_ms for all of them; 0: only what is there) and
- * mark the acknowledged rows published. */
-void worker_outbox_settle(imp_worker_t *w, int wait_ms);
+ * mark the acknowledged rows published, in a statement of its own when mark is true or the
+ * marks have piled up; otherwise they ride with the next batch's COMMIT. */
+void worker_outbox_settle(imp_worker_t *w, int wait_ms, bool mark);
 /* Drain unpublished rows (all ages); NULL when the outbox is empty. */
 imp_error_t *worker_outbox_drain(imp_worker_t *w);
 /* The periodic relay and purge. */

@@ -127,7 +127,24 @@ void worker_outs_clear(worker_outs_t *o)
     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::uuid[], "           \
     "$6::uuid[]) RETURNING id"
 
-imp_error_t *worker_outbox_insert(imp_worker_t *w, worker_item_t *items, size_t n)
+#define SQL_OUTBOX_MARK                                                                            \
+    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND published_at IS NULL"
+
+/* Marks waiting past this many ride in a statement of their own at the next settle. */
+#define MARKS_MAX 2000
+
+/* The ids Kafka acknowledged, as a bigint[] literal (caller disposes). */
+static void acked_literal(const imp_worker_t *w, worker_arr_t *ids)
+{
+    worker_arr_init(ids);
+    char num[32];
+    for (size_t i = 0; i < w->nacked; i++) {
+        int len = snprintf(num, sizeof(num), "%lld", w->acked[i]);
+        worker_arr_add(ids, num, (size_t)len);
+    }
+}
+
+imp_error_t *worker_outbox_commit(imp_worker_t *w, worker_item_t *items, size_t n)
 {
     worker_arr_t cols[6];
     size_t total = 0;
@@ -146,25 +163,39 @@ imp_error_t *worker_outbox_insert(imp_worker_t *w, worker_item_t *items, size_t 
             total++;
         }
     }
-    imp_error_t *err = NULL;
-    imp_pg_result_t *res = NULL;
-    if (total == 0)
-        goto out;
-    const char *params[6];
-    for (int c = 0; c < 6; c++)
-        params[c] = worker_arr_finish(&cols[c]);
-    err = imp_pg_exec_cached(w->pg, SQL_OUTBOX_INSERT, 6, params, &res);
-    if (err != NULL)
-        goto out;
-    /* Identity values are drawn in insertion order, so ascending ids match input order. */
-    size_t r = 0;
-    for (size_t i = 0; i < n; i++) {
-        worker_outs_t *o = &items[i].outs;
-        for (size_t j = 0; j < o->n && (int)r < imp_pg_result_rows(res); j++, r++)
-            imp_pg_result_get_int64(res, (int)r, 0, &o->v[j].id);
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    if (total > 0) {
+        const char *params[6];
+        for (int c = 0; c < 6; c++)
+            params[c] = worker_arr_finish(&cols[c]);
+        imp_pg_batch_add_cached(b, SQL_OUTBOX_INSERT, 6, params);
     }
-out:
-    imp_pg_result_free(res);
+    /* The reports that have arrived: their rows' marks ride with this COMMIT. */
+    imp_kafka_producer_poll(w->producer, 0);
+    size_t marks = w->nacked;
+    if (marks > 0) {
+        worker_arr_t ids;
+        acked_literal(w, &ids);
+        const char *params[] = {worker_arr_finish(&ids)};
+        imp_pg_batch_add_cached(b, SQL_OUTBOX_MARK, 1, params);
+        worker_arr_dispose(&ids);
+    }
+    imp_error_t *err = imp_pg_tx_commit_batch(w->pg, b);
+    if (err == NULL && total > 0) {
+        /* Identity values are drawn in insertion order, so ascending ids match input order. */
+        const imp_pg_result_t *res = imp_pg_batch_result(b, 0);
+        size_t r = 0;
+        for (size_t i = 0; i < n; i++) {
+            worker_outs_t *o = &items[i].outs;
+            for (size_t j = 0; j < o->n && (int)r < imp_pg_result_rows(res); j++, r++)
+                imp_pg_result_get_int64(res, (int)r, 0, &o->v[j].id);
+        }
+    }
+    if (err == NULL && marks > 0) {
+        w->nacked -= marks; /* only reports served after the poll above are left */
+        memmove(w->acked, w->acked + marks, w->nacked * sizeof(*w->acked));
+    }
+    imp_pg_batch_free(b);
     for (int c = 0; c < 6; c++)
         worker_arr_dispose(&cols[c]);
     return err;
@@ -374,7 +405,7 @@ void worker_outbox_publish(imp_worker_t *w, worker_item_t *items, size_t n)
     imp_kafka_producer_poll(w->producer, 0);
 }
 
-void worker_outbox_settle(imp_worker_t *w, int wait_ms)
+void worker_outbox_settle(imp_worker_t *w, int wait_ms, bool mark)
 {
     if (wait_ms > 0 && w->inflight > 0) {
         int64_t deadline = worker_now_ms() + wait_ms;
@@ -385,20 +416,12 @@ void worker_outbox_settle(imp_worker_t *w, int wait_ms)
     } else {
         imp_kafka_producer_poll(w->producer, 0);
     }
-    if (w->nacked == 0)
+    if (w->nacked == 0 || (!mark && w->nacked < MARKS_MAX))
         return;
     worker_arr_t ids;
-    worker_arr_init(&ids);
-    char num[32];
-    for (size_t i = 0; i < w->nacked; i++) {
-        int len = snprintf(num, sizeof(num), "%lld", w->acked[i]);
-        worker_arr_add(&ids, num, (size_t)len);
-    }
+    acked_literal(w, &ids);
     const char *params[] = {worker_arr_finish(&ids)};
-    imp_error_t *err = imp_pg_exec_cached(w->pg,
-                                          "UPDATE outbox SET published_at = now() "
-                                          "WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
-                                          1, params, NULL);
+    imp_error_t *err = imp_pg_exec_cached(w->pg, SQL_OUTBOX_MARK, 1, params, NULL);
     worker_arr_dispose(&ids);
     if (err != NULL) {
         /* The events are out; the rows stay unpublished and the relay sends them again
@@ -505,7 +528,7 @@ out:
 
 imp_error_t *worker_outbox_drain(imp_worker_t *w)
 {
-    worker_outbox_settle(w, (int)w->s.publish_timeout_ms);
+    worker_outbox_settle(w, (int)w->s.publish_timeout_ms, true);
     for (;;) {
         int published = 0;
         imp_error_t *err = imp_worker_relay_once(w->pg, w->producer, 0, 500,
@@ -571,7 +594,7 @@ void worker_outbox_tick(imp_worker_t *w, int64_t now_ms)
     if (now_ms < w->next_relay_ms)
         return;
     w->next_relay_ms = now_ms + w->s.relay_interval_ms;
-    worker_outbox_settle(w, (int)w->s.publish_timeout_ms);
+    worker_outbox_settle(w, (int)w->s.publish_timeout_ms, true);
     int published = 0;
     imp_error_t *err = imp_worker_relay_once(w->pg, w->producer, w->s.relay_grace_ms, 500,
                                              (int)w->s.publish_timeout_ms, &published);

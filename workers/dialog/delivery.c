@@ -18,14 +18,18 @@
     "provider_message_id = coalesce($3, provider_message_id) WHERE operation_id = $1::uuid "       \
     "AND (delivery_status IS NULL OR " SQL_RANK("delivery_status") " <= " SQL_RANK("$2::text") ")"
 
-/* An outbound dialog did not emit (an answer, a safe reply, an escalation from qc): its row
- * is created here, without text, so its provider id can be found (nothing when the row is
- * there already and the report was stale). */
-#define SQL_DELIVERY_INSERT                                                                        \
+/* The update, or for an outbound dialog did not emit (an answer, a safe reply, an
+ * escalation from qc) the row, created here without text so that its provider id can be
+ * found ($5, the conversation, is NULL when the report names none). Nothing when the row is
+ * there already and the report was stale. One statement nobody reads the result of: it is
+ * deferred to the transaction's COMMIT. */
+#define SQL_DELIVERY                                                                               \
+    "WITH u AS (" SQL_DELIVERY_UPDATE " RETURNING 1) "                                             \
     "INSERT INTO messages (tenant_id, conversation_id, direction, operation_id, kind, payload, "   \
     "provider_message_id, delivery_status, delivery_updated_at) "                                  \
     "SELECT c.tenant_id, c.id, 'out', $1::uuid, 'text', $4::jsonb, $3, $2, now() "                 \
-    "FROM conversations c WHERE c.id = $5::uuid ON CONFLICT (operation_id) DO NOTHING"
+    "FROM conversations c WHERE c.id = $5::uuid AND NOT EXISTS (SELECT FROM u) "                   \
+    "ON CONFLICT (operation_id) DO NOTHING"
 
 #define SQL_STATUS_UPDATE                                                                          \
     "UPDATE messages SET delivery_status = $3, delivery_updated_at = now() "                       \
@@ -45,20 +49,13 @@ imp_error_t *dialog_on_delivery(imp_worker_ctx_t *ctx, const imp_envelope_t *ev)
     const char *conv = dialog_str(ev->data, "conversation_id");
     if (!is_uuid(ev->tenantid) || !is_uuid(outbound) || status[0] == '\0')
         return dialog_bad("delivery: tenantid, data.outbound_id or data.status is missing");
-    imp_pg_t *pg = imp_worker_ctx_pg(ctx);
-    const char *params[] = {outbound, status, pmid[0] ? pmid : NULL};
-    imp_pg_result_t *res = NULL;
-    imp_error_t *err = imp_pg_exec_cached(pg, SQL_DELIVERY_UPDATE, 3, params, &res);
-    bool updated = err == NULL && imp_pg_result_affected(res) > 0;
-    imp_pg_result_free(res);
-    if (err != NULL || updated || !is_uuid(conv))
-        return err;
     json_t *payload = json_pack("{s:s, s:s}", "purpose", dialog_str(ev->data, "purpose"), "channel",
                                 dialog_str(ev->data, "channel"));
     char *ptext = json_dumps(payload, JSON_COMPACT);
     json_decref(payload);
-    const char *iparams[] = {outbound, status, pmid[0] ? pmid : NULL, ptext, conv};
-    err = imp_pg_exec_cached(pg, SQL_DELIVERY_INSERT, 5, iparams, NULL);
+    const char *params[] = {outbound, status, pmid[0] ? pmid : NULL, ptext,
+                            is_uuid(conv) ? conv : NULL};
+    imp_error_t *err = imp_pg_exec_deferred(imp_worker_ctx_pg(ctx), SQL_DELIVERY, 5, params);
     free(ptext);
     return err;
 }
@@ -70,5 +67,5 @@ imp_error_t *dialog_on_inbound_status(imp_worker_ctx_t *ctx, const imp_envelope_
     if (!is_uuid(ev->tenantid) || mid[0] == '\0' || status[0] == '\0')
         return dialog_bad("status: tenantid, data.message_id or data.status is missing");
     const char *params[] = {ev->tenantid, mid, status};
-    return imp_pg_exec_cached(imp_worker_ctx_pg(ctx), SQL_STATUS_UPDATE, 3, params, NULL);
+    return imp_pg_exec_deferred(imp_worker_ctx_pg(ctx), SQL_STATUS_UPDATE, 3, params);
 }

@@ -189,10 +189,10 @@ static imp_error_t *hand_over(imp_pg_t *pg, const char *tenant, const draft_t *d
     if (d->conversation_id == NULL)
         return NULL;
     const char *params[] = {tenant, d->conversation_id};
-    return imp_pg_exec_cached(pg,
-                              "UPDATE conversations SET state = 'handover', updated_at = now() "
-                              "WHERE tenant_id = $1 AND id = $2::uuid",
-                              2, params, NULL);
+    return imp_pg_exec_deferred(pg,
+                                "UPDATE conversations SET state = 'handover', updated_at = now() "
+                                "WHERE tenant_id = $1 AND id = $2::uuid",
+                                2, params);
 }
 
 /* Whether a manager has the conversation now (it went to handover while the turn was on
@@ -292,14 +292,14 @@ static imp_error_t *write_trace(imp_pg_t *pg, const imp_envelope_t *ev, const dr
                             escalated ? "t" : "f",
                             trace[0] ? trace : NULL,
                             bot_version[0] ? bot_version : NULL};
-    return imp_pg_exec_cached(
+    return imp_pg_exec_deferred(
         pg,
         "INSERT INTO message_traces (tenant_id, operation_id, draft_id, conversation_id, mode, "
         "ingress_ms, rag_ms, llm_ms, qc_ms, confidence, decision, reason, escalated, trace_id, "
         "bot_version_id) VALUES ($1, $2, $3, $4::uuid, $5, $6::integer, $7::integer, "
         "$8::integer, $9::integer, $10::real, $11, $12, $13::boolean, $14, $15::uuid) "
         "ON CONFLICT (operation_id) DO NOTHING",
-        15, params, NULL);
+        15, params);
 }
 
 imp_error_t *qc_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *user)

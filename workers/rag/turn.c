@@ -325,7 +325,7 @@ static imp_error_t *retrieve(imp_pg_t *pg, const imp_envelope_t *ev, const char 
         err = imp_retrieval_search(pg, idx, rag.embedder, question, &params, res);
     imp_retrieval_index_unref(idx);
     if (err == NULL)
-        err = imp_retrieval_log_write(pg, ev->id, question, res, &(bool){false});
+        err = imp_retrieval_log_write(pg, ev->id, question, res, NULL);
     return err;
 }
 

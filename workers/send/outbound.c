@@ -231,7 +231,7 @@ imp_error_t *send_trace_ms(imp_pg_t *pg, const imp_envelope_t *ev, const send_ms
     char buf[24];
     snprintf(buf, sizeof(buf), "%lld", (long long)(ms < 0 ? 0 : ms > INT32_MAX ? INT32_MAX : ms));
     const char *params[] = {ev->tenantid, ev->causationid, buf};
-    return imp_pg_exec_cached(pg, SQL_TRACE_SEND_MS, 3, params, NULL);
+    return imp_pg_exec_deferred(pg, SQL_TRACE_SEND_MS, 3, params);
 }
 
 char *send_event_key(const imp_envelope_t *ev, const send_msg_t *m)

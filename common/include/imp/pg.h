@@ -138,11 +138,11 @@ imp_error_t *imp_pg_tx_begin(imp_pg_t *pg);
  * trusted SQL text from the program, never input. */
 imp_error_t *imp_pg_tx_begin_with(imp_pg_t *pg, const char *modes);
 
-/* COMMIT. If a statement of the transaction failed (the server holds it aborted), the
- * transaction is rolled back and the error is "pg_tx_aborted" with the class of that
- * statement's error. A connection lost during COMMIT is infra and the outcome is unknown:
- * the work must be idempotent (the inbox makes it so). After this call, committed or not,
- * no transaction is open. */
+/* COMMIT (with the deferred statements, in one round trip). If a statement of the transaction
+ * failed (the server holds it aborted), the transaction is rolled back and the error is
+ * "pg_tx_aborted" with the class of that statement's error. A connection lost during COMMIT is
+ * infra and the outcome is unknown: the work must be idempotent (the inbox makes it so). After this
+ * call, committed or not, no transaction is open. */
 imp_error_t *imp_pg_tx_commit(imp_pg_t *pg);
 
 /* ROLLBACK; a no-op outside a transaction. Cannot fail from the caller's point of view: when
@@ -155,7 +155,9 @@ bool imp_pg_in_tx(const imp_pg_t *pg);
 
 /* SAVEPOINT name / RELEASE SAVEPOINT name / ROLLBACK TO SAVEPOINT name, inside a
  * transaction. name: [a-z_][a-z0-9_]* up to 63 characters, else poison "pg_misuse".
- * Rolling back to a savepoint recovers a transaction aborted after it. */
+ * Rolling back to a savepoint recovers a transaction aborted after it, and drops the
+ * deferred statements not sent yet (every savepoint command sends those before it, so they
+ * came after the last one and the rollback would undo them). */
 imp_error_t *imp_pg_savepoint(imp_pg_t *pg, const char *name);
 imp_error_t *imp_pg_savepoint_release(imp_pg_t *pg, const char *name);
 imp_error_t *imp_pg_savepoint_rollback(imp_pg_t *pg, const char *name);
@@ -166,6 +168,40 @@ imp_error_t *imp_pg_savepoint_rollback(imp_pg_t *pg, const char *name);
  * poison "pg_misuse"); NULL clears the setting for the rest of the transaction. Like BEGIN,
  * it goes out with the next statement, the first one it applies to. */
 imp_error_t *imp_pg_set_tenant(imp_pg_t *pg, const char *tenant_id);
+
+/* ---- deferred statements ------------------------------------------------------------- */
+
+/* Queue a statement whose result nobody reads (an INSERT or UPDATE of the transaction) to go
+ * out in the transaction's next round trip: with the next statement, batch, flush, savepoint
+ * command or COMMIT, before it and in order. Each round trip costs both processes a wake-up;
+ * a handler that ends with writes sends them with its transaction's COMMIT.
+ *
+ * Inside a transaction only (else poison "pg_misuse"); through the prepared-statement cache
+ * (imp_pg_exec_cached). The statement sees everything sent before it and is seen by
+ * everything after it. An error of a deferred statement is returned by the call that sent
+ * it, with the statement's code and class and the message prefixed "deferred statement: ";
+ * imp_pg_error_deferred() then says so, and the transaction is aborted as after any failed
+ * statement. Rollback drops what was not sent. */
+imp_error_t *imp_pg_exec_deferred(imp_pg_t *pg, const char *sql, int nparams,
+                                  const char *const *params);
+
+/* Send the deferred statements now (a no-op when none waits; BEGIN and the tenant setting
+ * alone keep waiting for a statement). Reports their first error. */
+imp_error_t *imp_pg_flush(imp_pg_t *pg);
+
+/* How many deferred statements wait (BEGIN and the tenant setting not counted). */
+size_t imp_pg_deferred_count(const imp_pg_t *pg);
+
+/* True when the error the last call on pg returned came from a deferred statement. */
+bool imp_pg_error_deferred(const imp_pg_t *pg);
+
+/* COMMIT with batch's statements before it: the deferred statements, batch, then COMMIT, in
+ * one round trip. batch's results are read as after imp_pg_batch_run. On error nothing is
+ * committed, the transaction is over (rolled back), and imp_pg_batch_failed(batch) is the
+ * failing statement of batch, or imp_pg_batch_size(batch) when the failure was a deferred
+ * statement (imp_pg_error_deferred) or the COMMIT. A connection lost on the way is infra and
+ * the outcome unknown, as for imp_pg_tx_commit. batch may be empty. */
+imp_error_t *imp_pg_tx_commit_batch(imp_pg_t *pg, imp_pg_batch_t *batch);
 
 /* ---- results ------------------------------------------------------------------------- */
 
@@ -219,7 +255,7 @@ void imp_pg_batch_add(imp_pg_batch_t *batch, const char *sql, int nparams,
 void imp_pg_batch_add_cached(imp_pg_batch_t *batch, const char *sql, int nparams,
                              const char *const *params);
 size_t imp_pg_batch_size(const imp_pg_batch_t *batch);
-/* Send every statement, sync once, collect every result. */
+/* Send every statement (the deferred ones first), sync once, collect every result. */
 imp_error_t *imp_pg_batch_run(imp_pg_t *pg, imp_pg_batch_t *batch);
 /* After a run: the result of statement i (borrowed, owned by the batch; NULL when it did
  * not run), its affected rows (-1 when it did not run), the index of the failed statement

@@ -240,7 +240,9 @@ void imp_retrieval_result_dispose(imp_retrieval_result_t *r);
 char *imp_retrieval_result_json(const imp_retrieval_result_t *r);
 
 /* Record the result in retrieval_log for operation_id (a UUID); a second write for the same
- * operation is a no-op (*inserted false). Same transaction rules as above. */
+ * operation is a no-op (*inserted false). Same transaction rules as above; inside a
+ * transaction with inserted NULL the insert is deferred (imp_pg_exec_deferred): it goes out
+ * with the transaction's next round trip, which reports its error. */
 imp_error_t *imp_retrieval_log_write(imp_pg_t *pg, const char *operation_id, const char *query,
                                      const imp_retrieval_result_t *r, bool *inserted);
 

@@ -5,9 +5,11 @@
 #include "imp/mem.h"
 
 #include <check.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define TENANT_A "0a000000-0000-4000-8000-00000000000a"
@@ -71,6 +73,66 @@ static long long ms_since(const struct timespec *t0)
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     return (t1.tv_sec - t0->tv_sec) * 1000LL + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* ---- round trips, counted at the socket ------------------------------------------------
+ *
+ * libpq writes with send() and reads with recv(); this program defines both (under their
+ * symbol names, so that a fortified <sys/socket.h> does not get in the way), and the
+ * executable comes first in symbol lookup, so libpq's calls land here before going on to the
+ * next definition (libc, or the sanitizer's interceptor). While counting, a round trip is a
+ * send() that follows data received (or the first send() of the window): a client that sends
+ * everything and only then reads is one round trip, however many writes it takes. Exact, no
+ * timing involved; only the connection under test is active while counting. */
+static struct {
+    bool on;
+    bool received; /* data came back since the last send (true at the start of a window) */
+    int trips;
+    long long sent; /* bytes */
+} rt;
+
+ssize_t rt_send(int fd, const void *buf, size_t len, int flags) __asm__("send");
+ssize_t rt_recv(int fd, void *buf, size_t len, int flags) __asm__("recv");
+
+ssize_t rt_send(int fd, const void *buf, size_t len, int flags)
+{
+    static ssize_t (*real)(int, const void *, size_t, int);
+    if (real == NULL)
+        real = (ssize_t(*)(int, const void *, size_t, int))dlsym(RTLD_NEXT, "send");
+    ssize_t n = real(fd, buf, len, flags);
+    if (rt.on && n > 0) {
+        if (rt.received)
+            rt.trips++;
+        rt.received = false;
+        rt.sent += n;
+    }
+    return n;
+}
+
+ssize_t rt_recv(int fd, void *buf, size_t len, int flags)
+{
+    static ssize_t (*real)(int, void *, size_t, int);
+    if (real == NULL)
+        real = (ssize_t(*)(int, void *, size_t, int))dlsym(RTLD_NEXT, "recv");
+    ssize_t n = real(fd, buf, len, flags);
+    if (rt.on && n > 0)
+        rt.received = true;
+    return n;
+}
+
+static void trips_start(void)
+{
+    rt.trips = 0;
+    rt.sent = 0;
+    rt.received = true;
+    rt.on = true;
+}
+
+/* Round trips since trips_start(). */
+static int trips_stop(void)
+{
+    rt.on = false;
+    return rt.trips;
 }
 
 static void setup(void)
@@ -618,6 +680,541 @@ START_TEST(connect_failure_backs_off)
 }
 END_TEST
 
+/* ---- deferred statements ------------------------------------------------------------- */
+
+static const char *const DEFERRED_INSERT =
+    "INSERT INTO pg_test_items (id, v) VALUES ($1::int, 'deferred')";
+
+static void defer_insert(imp_pg_t *pg, int id)
+{
+    char s[16];
+    snprintf(s, sizeof(s), "%d", id);
+    const char *params[] = {s};
+    ok(imp_pg_exec_deferred(pg, DEFERRED_INSERT, 1, params), "defer insert");
+}
+
+/* scalar_int on a connection of its own: what is committed. */
+static long long committed_int(const char *sql)
+{
+    imp_pg_t *other = open_owner();
+    long long n = scalar_int(other, sql);
+    imp_pg_free(other);
+    return n;
+}
+
+/* err came from a deferred statement that failed with SQLSTATE code (a poison class). */
+static void expect_deferred_error(imp_pg_t *pg, imp_error_t *err, const char *code)
+{
+    ck_assert_msg(err != NULL, "expected the error of a deferred statement");
+    ck_assert_msg(strncmp(imp_error_message(err), "deferred statement: ", 20) == 0, "message: %s",
+                  imp_error_message(err));
+    ck_assert_msg(imp_pg_error_deferred(pg), "error_deferred is false for: %s",
+                  imp_error_message(err));
+    ck_assert_pstr_eq(imp_pg_error_sqlstate(err), code);
+    expect_class(err, IMP_ERR_POISON, code);
+}
+
+/* Advisory locks on key held by any session (the lock of a statement that was sent). */
+static long long advisory_locks(int key)
+{
+    char *sql = imp_asprintf("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                             "AND objid = %d AND granted",
+                             key);
+    long long n = committed_int(sql);
+    free(sql);
+    return n;
+}
+
+/* The counter itself: one statement is one round trip, a pipelined batch too. */
+START_TEST(round_trip_counter)
+{
+    imp_pg_t *pg = open_owner();
+    trips_start();
+    ok(imp_pg_exec(pg, "SELECT 1", 0, NULL, NULL), "select");
+    int trips = trips_stop();
+    ck_assert_msg(trips == 1, "SELECT 1 took %d round trips (is send() interposed?)", trips);
+    trips_start();
+    ok(imp_pg_exec(pg, "SELECT 1", 0, NULL, NULL), "select");
+    ok(imp_pg_exec(pg, "SELECT 2", 0, NULL, NULL), "select");
+    ck_assert_int_eq(trips_stop(), 2);
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    add_inserts(b, 1, 10, true);
+    trips_start();
+    ok(imp_pg_batch_run(pg, b), "batch");
+    ck_assert_int_eq(trips_stop(), 1);
+    imp_pg_batch_free(b);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(deferred_statements_go_out_with_the_next_statement)
+{
+    imp_pg_t *pg = open_owner();
+    ok(imp_pg_tx_begin(pg), "begin");
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    trips_start();
+    for (int i = 1; i <= 3; i++)
+        defer_insert(pg, i);
+    ck_assert_int_eq(trips_stop(), 0);
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 3);
+    trips_start();
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 3);
+    ck_assert_int_eq(trips_stop(), 1);
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ck_assert(!imp_pg_error_deferred(pg));
+
+    /* In order, each seeing the ones before it. */
+    ok(imp_pg_exec_deferred(pg, "UPDATE pg_test_items SET v = v || '+a' WHERE id = 1", 0, NULL),
+       "defer update a");
+    ok(imp_pg_exec_deferred(pg, "UPDATE pg_test_items SET v = v || '+b' WHERE id = 1", 0, NULL),
+       "defer update b");
+    defer_insert(pg, 4);
+    ok(imp_pg_exec_deferred(pg, "UPDATE pg_test_items SET v = 'after ' || v WHERE id = 4", 0, NULL),
+       "defer update of the deferred insert");
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 4);
+    imp_pg_result_t *res = NULL;
+    ok(imp_pg_exec_cached(pg, "SELECT string_agg(v, ',' ORDER BY id) FROM pg_test_items", 0, NULL,
+                          &res),
+       "cached select");
+    ck_assert_str_eq(imp_pg_result_value(res, 0, 0),
+                     "deferred+a+b,deferred,deferred,after deferred");
+    imp_pg_result_free(res);
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+
+    /* Before a batch, and sent by a flush. */
+    defer_insert(pg, 5);
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    imp_pg_batch_add(b, "SELECT count(*) FROM pg_test_items", 0, NULL);
+    trips_start();
+    ok(imp_pg_batch_run(pg, b), "batch");
+    ck_assert_int_eq(trips_stop(), 1);
+    ck_assert_str_eq(imp_pg_result_value(imp_pg_batch_result(b, 0), 0, 0), "5");
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    imp_pg_batch_free(b);
+
+    ok(imp_pg_exec_deferred(pg, "SELECT pg_advisory_xact_lock(424242)", 0, NULL), "defer lock");
+    ck_assert_int_eq(advisory_locks(424242), 0); /* queued, not sent */
+    trips_start();
+    ok(imp_pg_flush(pg), "flush");
+    ck_assert_int_eq(trips_stop(), 1);
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ck_assert_int_eq(advisory_locks(424242), 1);
+    trips_start();
+    ck_assert_ptr_null(imp_pg_flush(pg)); /* nothing waits */
+    ck_assert_int_eq(trips_stop(), 0);
+
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 0);
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_int_eq(advisory_locks(424242), 0);
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 5);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(deferred_statements_and_commit_in_one_round_trip)
+{
+    imp_pg_t *pg = open_owner();
+    char id[16];
+
+    /* BEGIN, 100 deferred inserts (their statement not prepared yet) and COMMIT. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    trips_start();
+    for (int i = 1; i <= 100; i++)
+        defer_insert(pg, i);
+    ck_assert_int_eq(trips_stop(), 0);
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 100);
+    trips_start();
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert_int_eq(trips_stop(), 1);
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 100);
+    ck_assert_int_eq(committed_int("SELECT count(DISTINCT xmin::text) FROM pg_test_items"), 1);
+
+    /* After a statement of the transaction (BEGIN already sent), prepared statement warm. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (1000)");
+    for (int i = 101; i <= 200; i++)
+        defer_insert(pg, i);
+    trips_start();
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert_int_eq(trips_stop(), 1);
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 201);
+    ck_assert_int_eq(committed_int("SELECT count(DISTINCT xmin::text) FROM pg_test_items "
+                                   "WHERE id > 100"),
+                     1);
+
+    /* Deferred statements with parameters of their own, one text for all. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    for (int i = 201; i <= 210; i++) {
+        snprintf(id, sizeof(id), "%d", i);
+        const char *params[] = {id, i % 2 ? "odd" : "even"};
+        ok(imp_pg_exec_deferred(pg, "INSERT INTO pg_test_items (id, v) VALUES ($1, $2)", 2, params),
+           "defer");
+    }
+    trips_start();
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert_int_eq(trips_stop(), 1);
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items WHERE v = 'odd'"), 5);
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items WHERE v = 'even'"), 5);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(deferred_error_surfaces_on_the_next_call)
+{
+    imp_pg_t *pg = open_owner();
+    must(pg, "INSERT INTO pg_test_items (id, v) VALUES (1, 'before')");
+
+    /* With the next statement. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 2);
+    defer_insert(pg, 1); /* duplicate key */
+    defer_insert(pg, 3);
+    expect_deferred_error(pg, imp_pg_exec(pg, "SELECT count(*) FROM pg_test_items", 0, NULL, NULL),
+                          "23505");
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ck_assert(imp_pg_in_tx(pg));
+    expect_class(imp_pg_tx_commit(pg), IMP_ERR_POISON, "pg_tx_aborted");
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 1);
+
+    /* With the next cached statement, scalar statement and batch. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 1);
+    expect_deferred_error(pg, imp_pg_exec_cached(pg, "SELECT 1", 0, NULL, NULL), "23505");
+    imp_pg_tx_rollback(pg);
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 1);
+    char *v = NULL;
+    expect_deferred_error(pg, imp_pg_exec_scalar(pg, "SELECT 1", 0, NULL, &v), "23505");
+    ck_assert_ptr_null(v);
+    imp_pg_tx_rollback(pg);
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 1);
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    imp_pg_batch_add(b, "INSERT INTO pg_test_items (id) VALUES (4)", 0, NULL);
+    expect_deferred_error(pg, imp_pg_batch_run(pg, b), "23505");
+    ck_assert_ptr_null(imp_pg_batch_result(b, 0)); /* not executed */
+    imp_pg_batch_free(b);
+    expect_class(imp_pg_tx_commit(pg), IMP_ERR_POISON, "pg_tx_aborted");
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 1);
+
+    /* Through a flush. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 2);
+    defer_insert(pg, 1);
+    expect_deferred_error(pg, imp_pg_flush(pg), "23505");
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    expect_class(imp_pg_tx_commit(pg), IMP_ERR_POISON, "pg_tx_aborted");
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 1);
+
+    /* Through the COMMIT that carries it. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (5)");
+    defer_insert(pg, 2);
+    defer_insert(pg, 1);
+    imp_error_t *err = imp_pg_tx_commit(pg);
+    ck_assert_msg(err != NULL, "commit of a failing deferred statement succeeded");
+    ck_assert_msg(imp_error_class(err) == IMP_ERR_POISON, "%s: class %s", imp_error_message(err),
+                  imp_err_class_name(imp_error_class(err)));
+    if (strcmp(imp_error_code(err), "pg_tx_aborted") != 0)
+        expect_deferred_error(pg, err, "23505");
+    else
+        imp_error_free(err);
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 1);
+
+    /* The connection goes on: a fresh transaction commits, and the flag is cleared. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 2);
+    ok(imp_pg_tx_commit(pg), "commit after the failure");
+    ck_assert(!imp_pg_error_deferred(pg));
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 2);
+    ck_assert_uint_eq(imp_pg_reconnect_count(pg), 0);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(error_deferred_only_for_deferred_statements)
+{
+    imp_pg_t *pg = open_owner();
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 1);
+    imp_error_t *err = fails(pg, "SELECT 1/0");
+    ck_assert(!imp_pg_error_deferred(pg));
+    ck_assert_msg(strncmp(imp_error_message(err), "deferred statement", 18) != 0, "message: %s",
+                  imp_error_message(err));
+    expect_class(err, IMP_ERR_POISON, "22012");
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    expect_class(imp_pg_tx_commit(pg), IMP_ERR_POISON, "pg_tx_aborted");
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 0);
+
+    /* Set by a deferred failure, cleared by the next call's own failure and by a success. */
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (1)");
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 1);
+    expect_deferred_error(pg, imp_pg_exec(pg, "SELECT 1", 0, NULL, NULL), "23505");
+    expect_class(fails(pg, "SELECT 1"), IMP_ERR_POISON, "25P02");
+    ck_assert(!imp_pg_error_deferred(pg));
+    imp_pg_tx_rollback(pg);
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 1);
+    expect_deferred_error(pg, imp_pg_flush(pg), "23505");
+    imp_pg_tx_rollback(pg);
+    ok(imp_pg_exec(pg, "SELECT 1", 0, NULL, NULL), "select");
+    ck_assert(!imp_pg_error_deferred(pg));
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(deferred_outside_a_transaction_and_empty_flush)
+{
+    imp_pg_t *pg = open_owner();
+    trips_start();
+    expect_class(imp_pg_exec_deferred(pg, "INSERT INTO pg_test_items (id) VALUES (1)", 0, NULL),
+                 IMP_ERR_POISON, "pg_misuse");
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ck_assert_ptr_null(imp_pg_flush(pg));
+    ck_assert_int_eq(trips_stop(), 0);
+
+    /* BEGIN and the tenant setting alone keep waiting for a statement. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    ok(imp_pg_set_tenant(pg, TENANT_A), "set tenant");
+    trips_start();
+    ck_assert_ptr_null(imp_pg_flush(pg));
+    ck_assert_int_eq(trips_stop(), 0);
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    char *v = NULL;
+    ok(imp_pg_exec_scalar(pg, "SELECT current_setting('app.tenant_id', true)", 0, NULL, &v),
+       "tenant");
+    ck_assert_str_eq(v, TENANT_A);
+    free(v);
+    ok(imp_pg_tx_commit(pg), "commit");
+
+    expect_class(imp_pg_exec_deferred(pg, "INSERT INTO pg_test_items (id) VALUES (1)", 0, NULL),
+                 IMP_ERR_POISON, "pg_misuse");
+    ck_assert_ptr_null(imp_pg_flush(pg));
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 0);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(rollback_drops_unsent_deferred_statements)
+{
+    imp_pg_t *pg = open_owner();
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 1);
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 1);
+    imp_pg_tx_rollback(pg);
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 0);
+
+    /* After statements were sent; and nothing leaks into the next transaction. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (2)");
+    defer_insert(pg, 3);
+    imp_pg_tx_rollback(pg);
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ok(imp_pg_tx_begin(pg), "begin");
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (8)");
+    ok(imp_pg_tx_commit(pg), "commit");
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 9);
+    imp_pg_tx_rollback(pg);
+    ok(imp_pg_tx_begin(pg), "begin");
+    ok(imp_pg_tx_commit(pg), "commit of an empty transaction");
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 1);
+    ck_assert_int_eq(scalar_int(pg, "SELECT sum(id) FROM pg_test_items"), 8);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(commit_batch)
+{
+    imp_pg_t *pg = open_owner();
+    imp_pg_batch_t *b = imp_pg_batch_new();
+
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 1);
+    imp_pg_batch_add(b, "INSERT INTO pg_test_items (id, v) VALUES (2, 'batch') RETURNING id", 0,
+                     NULL);
+    imp_pg_batch_add(b, "SELECT count(*) FROM pg_test_items", 0, NULL);
+    trips_start();
+    ok(imp_pg_tx_commit_batch(pg, b), "commit batch");
+    ck_assert_int_eq(trips_stop(), 1);
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert(!imp_pg_error_deferred(pg));
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ck_assert_uint_eq(imp_pg_batch_failed(b), 2);
+    ck_assert_ptr_nonnull(imp_pg_batch_result(b, 0));
+    ck_assert_str_eq(imp_pg_result_value(imp_pg_batch_result(b, 0), 0, 0), "2");
+    ck_assert_int_eq(imp_pg_batch_affected(b, 0), 1);
+    ck_assert_ptr_nonnull(imp_pg_batch_result(b, 1));
+    ck_assert_str_eq(imp_pg_result_value(imp_pg_batch_result(b, 1), 0, 0), "2");
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 2);
+    ck_assert_int_eq(committed_int("SELECT count(DISTINCT xmin::text) FROM pg_test_items"), 1);
+
+    /* A batch statement fails: nothing committed, its index reported, the transaction over. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 3);
+    imp_pg_batch_reset(b);
+    imp_pg_batch_add(b, "INSERT INTO pg_test_items (id) VALUES (4)", 0, NULL);
+    imp_pg_batch_add(b, "INSERT INTO pg_test_items (id) VALUES (1)", 0, NULL); /* duplicate */
+    imp_pg_batch_add(b, "INSERT INTO pg_test_items (id) VALUES (5)", 0, NULL);
+    imp_error_t *err = imp_pg_tx_commit_batch(pg, b);
+    ck_assert_ptr_nonnull(err);
+    ck_assert(!imp_pg_error_deferred(pg));
+    expect_class(err, IMP_ERR_POISON, "23505");
+    ck_assert_uint_eq(imp_pg_batch_failed(b), 1);
+    ck_assert_int_eq(imp_pg_batch_affected(b, 0), 1);
+    ck_assert_int_eq(imp_pg_batch_affected(b, 2), -1);
+    ck_assert_ptr_null(imp_pg_batch_result(b, 2));
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 2);
+    ok(imp_pg_tx_begin(pg), "begin"); /* usable again */
+    defer_insert(pg, 3);
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 3);
+
+    /* A deferred statement fails: the failed index is the batch's size. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 4);
+    defer_insert(pg, 1); /* duplicate */
+    imp_pg_batch_reset(b);
+    imp_pg_batch_add(b, "INSERT INTO pg_test_items (id) VALUES (5)", 0, NULL);
+    expect_deferred_error(pg, imp_pg_tx_commit_batch(pg, b), "23505");
+    ck_assert_uint_eq(imp_pg_batch_failed(b), imp_pg_batch_size(b));
+    ck_assert_uint_eq(imp_pg_batch_failed(b), 1);
+    ck_assert_int_eq(imp_pg_batch_affected(b, 0), -1);
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 3);
+
+    /* An empty batch commits the deferred statements. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 10);
+    defer_insert(pg, 11);
+    imp_pg_batch_reset(b);
+    trips_start();
+    ok(imp_pg_tx_commit_batch(pg, b), "commit empty batch");
+    ck_assert_int_eq(trips_stop(), 1);
+    ck_assert_uint_eq(imp_pg_batch_failed(b), 0);
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 5);
+
+    /* The COMMIT itself fails (a deferred constraint): the failed index is the size too. */
+    must(pg, "DROP TABLE IF EXISTS pg_test_deferrable");
+    must(pg, "CREATE TABLE pg_test_deferrable (id integer, CONSTRAINT pg_test_deferrable_u "
+             "UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)");
+    ok(imp_pg_tx_begin(pg), "begin");
+    ok(imp_pg_exec_deferred(pg, "INSERT INTO pg_test_deferrable (id) VALUES (1)", 0, NULL),
+       "defer");
+    imp_pg_batch_add(b, "INSERT INTO pg_test_deferrable (id) VALUES (1)", 0, NULL);
+    imp_pg_batch_add(b, "INSERT INTO pg_test_items (id) VALUES (12)", 0, NULL);
+    err = imp_pg_tx_commit_batch(pg, b);
+    ck_assert_ptr_nonnull(err);
+    ck_assert(!imp_pg_error_deferred(pg));
+    expect_class(err, IMP_ERR_POISON, "23505");
+    ck_assert_uint_eq(imp_pg_batch_failed(b), 2);
+    ck_assert_int_eq(imp_pg_batch_affected(b, 0), 1);
+    ck_assert_int_eq(imp_pg_batch_affected(b, 1), 1);
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_deferrable"), 0);
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 5);
+    must(pg, "DROP TABLE pg_test_deferrable");
+    imp_pg_batch_free(b);
+    imp_pg_free(pg);
+}
+END_TEST
+
+/* A deferred statement runs under the tenant set when it was queued. */
+START_TEST(deferred_statements_keep_their_tenant)
+{
+    static const char *const insert_with_tenant =
+        "INSERT INTO pg_test_items (id, v) VALUES ($1::int, "
+        "coalesce(current_setting('app.tenant_id', true), ''))";
+    imp_pg_t *pg = open_owner();
+
+    /* Sent by the COMMIT. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    ok(imp_pg_set_tenant(pg, TENANT_A), "tenant a");
+    ok(imp_pg_exec_deferred(pg, insert_with_tenant, 1, (const char *const[]){"1"}), "defer 1");
+    ok(imp_pg_set_tenant(pg, TENANT_B), "tenant b");
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 1); /* the tenant setting is not counted */
+    ok(imp_pg_exec_deferred(pg, insert_with_tenant, 1, (const char *const[]){"2"}), "defer 2");
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 2);
+    ok(imp_pg_tx_commit(pg), "commit");
+    imp_pg_result_t *res = NULL;
+    ok(imp_pg_exec(pg, "SELECT id, v FROM pg_test_items ORDER BY id", 0, NULL, &res), "select");
+    ck_assert_int_eq(imp_pg_result_rows(res), 2);
+    ck_assert_str_eq(imp_pg_result_value(res, 0, 1), TENANT_A);
+    ck_assert_str_eq(imp_pg_result_value(res, 1, 1), TENANT_B);
+    imp_pg_result_free(res);
+
+    /* Sent by a statement, which sees the latest setting; cleared with NULL. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    ok(imp_pg_set_tenant(pg, TENANT_B), "tenant b");
+    ok(imp_pg_exec_deferred(pg, insert_with_tenant, 1, (const char *const[]){"3"}), "defer 3");
+    ok(imp_pg_set_tenant(pg, TENANT_A), "tenant a");
+    ok(imp_pg_exec_deferred(pg, insert_with_tenant, 1, (const char *const[]){"4"}), "defer 4");
+    ok(imp_pg_set_tenant(pg, NULL), "no tenant");
+    ok(imp_pg_exec_deferred(pg, insert_with_tenant, 1, (const char *const[]){"5"}), "defer 5");
+    ok(imp_pg_set_tenant(pg, TENANT_B), "tenant b");
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 3);
+    char *v = NULL;
+    ok(imp_pg_exec_scalar(pg,
+                          "SELECT current_setting('app.tenant_id', true) || '|' || "
+                          "(SELECT string_agg(id || '=' || v, ',' ORDER BY id) "
+                          "FROM pg_test_items WHERE id >= 3)",
+                          0, NULL, &v),
+       "statement after");
+    ck_assert_str_eq(v, TENANT_B "|3=" TENANT_B ",4=" TENANT_A ",5=");
+    free(v);
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 5);
+    imp_pg_free(pg);
+}
+END_TEST
+
+START_TEST(deferred_statements_and_savepoints)
+{
+    imp_pg_t *pg = open_owner();
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 1);
+    trips_start();
+    ok(imp_pg_savepoint(pg, "sp"), "savepoint");
+    ck_assert_int_eq(trips_stop(), 1);
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    defer_insert(pg, 2);
+    ok(imp_pg_savepoint_rollback(pg, "sp"), "rollback to savepoint");
+    ck_assert_uint_eq(imp_pg_deferred_count(pg), 0);
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 1);
+    ck_assert_int_eq(scalar_int(pg, "SELECT sum(id) FROM pg_test_items"), 1);
+
+    /* Sent by RELEASE: it is not run after the failure, so rolling back to the savepoint
+     * recovers the transaction. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 3);
+    ok(imp_pg_savepoint(pg, "sp"), "savepoint");
+    defer_insert(pg, 4);
+    defer_insert(pg, 1); /* duplicate */
+    expect_deferred_error(pg, imp_pg_savepoint_release(pg, "sp"), "23505");
+    ok(imp_pg_savepoint_rollback(pg, "sp"), "rollback to savepoint");
+    defer_insert(pg, 5);
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert_int_eq(scalar_int(pg, "SELECT count(*) FROM pg_test_items"), 3);
+    ck_assert_int_eq(scalar_int(pg, "SELECT sum(id) FROM pg_test_items"), 9);
+    imp_pg_free(pg);
+}
+END_TEST
+
 static Suite *pg_suite(void)
 {
     Suite *s = suite_create("pg");
@@ -642,6 +1239,16 @@ static Suite *pg_suite(void)
     tcase_add_test(tc, batch_after_terminate);
     tcase_add_test(tc, begin_and_tenant_ride_with_the_first_statement);
     tcase_add_test(tc, connect_failure_backs_off);
+    tcase_add_test(tc, round_trip_counter);
+    tcase_add_test(tc, deferred_statements_go_out_with_the_next_statement);
+    tcase_add_test(tc, deferred_statements_and_commit_in_one_round_trip);
+    tcase_add_test(tc, deferred_error_surfaces_on_the_next_call);
+    tcase_add_test(tc, error_deferred_only_for_deferred_statements);
+    tcase_add_test(tc, deferred_outside_a_transaction_and_empty_flush);
+    tcase_add_test(tc, rollback_drops_unsent_deferred_statements);
+    tcase_add_test(tc, commit_batch);
+    tcase_add_test(tc, deferred_statements_keep_their_tenant);
+    tcase_add_test(tc, deferred_statements_and_savepoints);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,6 +10,9 @@
  *   IMP_EXAMPLE_EMIT_TOPIC=T                    emit one derived event per event to T
  *   IMP_EXAMPLE_SLEEP_US=N                      sleep N µs per event (makes kill tests bite)
  *   IMP_EXAMPLE_NOOP=1                          no effect row (benchmarks of the runtime alone)
+ *   IMP_EXAMPLE_DEFERRED=1                      write the effect row with imp_pg_exec_deferred;
+ *                                               data.fail = "deferred_poison" then makes that
+ *                                               statement fail in Postgres (NULL seq: 23502)
  */
 #include "imp/log.h"
 #include "imp/mem.h"
@@ -29,6 +32,7 @@ typedef struct {
     char *emit_topic;
     long long sleep_us;
     bool noop;
+    bool deferred;
     char *topic;
 } settings_t;
 
@@ -46,6 +50,8 @@ static const imp_config_entry_t config_table[] = {
      offsetof(settings_t, sleep_us)},
     {"IMP_EXAMPLE_NOOP", IMP_CFG_BOOL, "false", 0, 0, 0, "record no effect row",
      offsetof(settings_t, noop)},
+    {"IMP_EXAMPLE_DEFERRED", IMP_CFG_BOOL, "false", 0, 0, 0,
+     "write the effect row as a deferred statement", offsetof(settings_t, deferred)},
     {"IMP_EXAMPLE_TOPIC", IMP_CFG_STRING, "imp.test.v1", 0, 0, 0, "the input topic",
      offsetof(settings_t, topic)},
 };
@@ -86,10 +92,14 @@ static imp_error_t *record_effect(imp_worker_ctx_t *ctx, const imp_envelope_t *e
              (long long)json_integer_value(json_object_get(ev->data, "seq")));
     snprintf(att, sizeof(att), "%d", ev->attempt);
     const char *params[] = {ev->id, seq, att, ev->tenantid[0] ? ev->tenantid : NULL};
-    return imp_pg_exec_cached(imp_worker_ctx_pg(ctx),
-                              "INSERT INTO example_effects (operation_id, seq, attempt, tenant) "
-                              "VALUES ($1, $2, $3, $4)",
-                              4, params, NULL);
+    const char *sql = "INSERT INTO example_effects (operation_id, seq, attempt, tenant) "
+                      "VALUES ($1, $2, $3, $4)";
+    if (!settings.deferred)
+        return imp_pg_exec_cached(imp_worker_ctx_pg(ctx), sql, 4, params, NULL);
+    const char *fail = json_string_value(json_object_get(ev->data, "fail"));
+    if (fail != NULL && strcmp(fail, "deferred_poison") == 0)
+        params[1] = NULL; /* seq is NOT NULL: the insert fails when it reaches Postgres */
+    return imp_pg_exec_deferred(imp_worker_ctx_pg(ctx), sql, 4, params);
 }
 
 static imp_error_t *emit_derived(imp_worker_ctx_t *ctx, const imp_envelope_t *ev)

@@ -2,10 +2,10 @@
  * malformed messages, all acknowledged by the brokers before it exits.
  *
  *   worker_feed --count N [--copies K] [--poison P] [--run NAME] [--start S] [--seed X]
- *               [--tenant UUID] [--topic T] [--fail-every M]
+ *               [--tenant UUID] [--topic T] [--fail-every M [--fail-kind K]]
  *
  * Event i (S <= i < S+N) has operation id uuidv5(ns, "feed|NAME|i"), data {"seq": i} and key
- * "conv-<i mod 97>". --fail-every M marks every M-th event data.fail = "retriable". Prints
+ * "conv-<i mod 97>". --fail-every M marks every M-th event data.fail = K ("retriable"). Prints
  * "produced X messages" and exits 0 only when every message was persisted. */
 #include "imp/envelope.h"
 #include "imp/kafka.h"
@@ -30,6 +30,7 @@ static const char *const malformed[] = {
 };
 
 static int failures;
+static const char *fail_kind = "retriable";
 
 static void on_delivery(void *opaque, const imp_error_t *err, int32_t p, int64_t o, void *ctx)
 {
@@ -52,7 +53,7 @@ static char *event_json(const char *run, long seq, const char *tenant, long fail
     imp_uuid_format(u, id);
     json_t *data = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "payload", "x");
     if (fail_every > 0 && seq % fail_every == 0)
-        json_object_set_new(data, "fail", json_string("retriable"));
+        json_object_set_new(data, "fail", json_string(fail_kind));
     imp_envelope_t ev;
     imp_error_t *err =
         imp_envelope_new_event(&ev, id, "imperium/feed", "imp.test.v1", tenant ? tenant : "", data);
@@ -78,12 +79,17 @@ int main(int argc, char **argv)
     unsigned seed = 1;
     const char *run = "run", *topic = "imp.test.v1";
     const char *tenant = "11111111-1111-4111-8111-111111111111";
-    static const struct option opts[] = {
-        {"count", required_argument, 0, 'n'},      {"copies", required_argument, 0, 'k'},
-        {"poison", required_argument, 0, 'p'},     {"run", required_argument, 0, 'r'},
-        {"start", required_argument, 0, 's'},      {"seed", required_argument, 0, 'x'},
-        {"tenant", required_argument, 0, 't'},     {"topic", required_argument, 0, 'T'},
-        {"fail-every", required_argument, 0, 'f'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"count", required_argument, 0, 'n'},
+                                         {"copies", required_argument, 0, 'k'},
+                                         {"poison", required_argument, 0, 'p'},
+                                         {"run", required_argument, 0, 'r'},
+                                         {"start", required_argument, 0, 's'},
+                                         {"seed", required_argument, 0, 'x'},
+                                         {"tenant", required_argument, 0, 't'},
+                                         {"topic", required_argument, 0, 'T'},
+                                         {"fail-every", required_argument, 0, 'f'},
+                                         {"fail-kind", required_argument, 0, 'F'},
+                                         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -113,6 +119,9 @@ int main(int argc, char **argv)
             break;
         case 'f':
             fail_every = atol(optarg);
+            break;
+        case 'F':
+            fail_kind = optarg;
             break;
         default:
             fprintf(stderr, "worker_feed: bad arguments\n");
