@@ -413,11 +413,8 @@ static imp_metrics_gauge_t *lag_gauge(imp_worker_t *w, const char *topic, int32_
     return lg->g;
 }
 
-static void lag_tick(imp_worker_t *w, int64_t now)
+static void lag_refresh(imp_worker_t *w)
 {
-    if (w->s.metrics_port == 0 || now < w->next_lag_ms)
-        return;
-    w->next_lag_ms = now + 10000;
     imp_kafka_lag_t *lags = NULL;
     size_t n = 0;
     imp_error_t *err = imp_kafka_consumer_lag(w->consumer, 500, &lags, &n);
@@ -428,6 +425,58 @@ static void lag_tick(imp_worker_t *w, int64_t now)
     for (size_t i = 0; i < n; i++)
         imp_metrics_set(lag_gauge(w, lags[i].topic, lags[i].partition), (double)lags[i].lag);
     imp_kafka_lag_free(lags, n);
+}
+
+/* Every 10 s until lag_stop. The queries (the committed offsets, then each assigned
+ * partition's watermarks) take a broker round trip each: on the loop's thread they held up
+ * every event behind them, up to seconds for a worker with dozens of partitions. */
+static void *lag_main(void *arg)
+{
+    imp_worker_t *w = arg;
+    pthread_mutex_lock(&w->lag_mu);
+    while (!w->lag_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        while (!w->lag_stop && pthread_cond_timedwait(&w->lag_cv, &w->lag_mu, &until) == 0)
+            ;
+        if (w->lag_stop)
+            break;
+        pthread_mutex_unlock(&w->lag_mu);
+        lag_refresh(w);
+        pthread_mutex_lock(&w->lag_mu);
+    }
+    pthread_mutex_unlock(&w->lag_mu);
+    return NULL;
+}
+
+static void lag_start(imp_worker_t *w)
+{
+    if (w->s.metrics_port == 0)
+        return;
+    pthread_mutex_init(&w->lag_mu, NULL);
+    pthread_cond_init(&w->lag_cv, NULL);
+    w->lag_stop = false;
+    w->lag_running = pthread_create(&w->lag_thread, NULL, lag_main, w) == 0;
+    if (!w->lag_running) {
+        IMP_LOG_WARN("consumer-lag thread not started; the lag gauges stay empty");
+        pthread_cond_destroy(&w->lag_cv);
+        pthread_mutex_destroy(&w->lag_mu);
+    }
+}
+
+static void lag_join(imp_worker_t *w)
+{
+    if (!w->lag_running)
+        return;
+    pthread_mutex_lock(&w->lag_mu);
+    w->lag_stop = true;
+    pthread_cond_signal(&w->lag_cv);
+    pthread_mutex_unlock(&w->lag_mu);
+    pthread_join(w->lag_thread, NULL);
+    pthread_cond_destroy(&w->lag_cv);
+    pthread_mutex_destroy(&w->lag_mu);
+    w->lag_running = false;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
@@ -635,9 +684,7 @@ static imp_error_t *step(imp_worker_t *w, long long *infra_delay)
     /* After a commit, the marks of its events ride with the next one (under load the next
      * step's); a step without one marks what Kafka acknowledged on its own. */
     worker_outbox_settle(w, 0, !committed);
-    now = worker_now_ms();
-    worker_outbox_tick(w, now);
-    lag_tick(w, now);
+    worker_outbox_tick(w, worker_now_ms());
     return NULL;
 }
 
@@ -648,8 +695,10 @@ imp_error_t *imp_worker_run(imp_worker_t *w)
     atomic_store(&w->started, true);
     long long infra_delay = 100;
     w->next_relay_ms = worker_now_ms() + w->s.relay_interval_ms;
+    lag_start(w);
     while (err == NULL && !w->stopping)
         err = step(w, &infra_delay);
+    lag_join(w);
     worker_outbox_settle(w, (int)w->s.publish_timeout_ms, true);
     if (err != NULL)
         IMP_LOG_ERROR("worker stopping on a fatal error", IMP_LE(err));

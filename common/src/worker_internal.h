@@ -7,6 +7,7 @@
 #include "imp/pg.h"
 #include "imp/worker.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 
@@ -97,7 +98,13 @@ struct imp_worker {
     int64_t next_relay_ms;
     int64_t next_purge_ms;
     int64_t next_tick_ms;
-    int64_t next_lag_ms;
+    /* The consumer-lag gauges are refreshed by a thread of their own: reading the watermarks
+     * is a broker round trip per partition, which the loop must not wait for. */
+    pthread_t lag_thread;
+    bool lag_running;
+    pthread_mutex_t lag_mu;
+    pthread_cond_t lag_cv;
+    bool lag_stop;
     volatile sig_atomic_t stopping;
     atomic_bool started;
     atomic_bool degraded; /* backing off from an infra error */

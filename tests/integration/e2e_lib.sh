@@ -157,9 +157,16 @@ E2E_WORKER_ENV=(IMP_PG_DSN="$IMP_PG_APP_DSN" IMP_WORKER_RETRY_BASE=200ms
     IMP_WORKER_RETRY_MAX=2s IMP_WORKER_RELAY_INTERVAL=200ms IMP_WORKER_RELAY_GRACE=1s
     IMP_WORKER_INFRA_BACKOFF_MAX=1s)
 
+# With E2E_METRICS set, each worker also serves /metrics on a free port, written to
+# $IMP_TEST_TMP/metrics.NAME (the benchmark reads its consumer-lag gauges when stuck).
 e2e_worker() { # e2e_worker KIND [VAR=VALUE…] (a second call for KIND replaces the pid)
-    local kind=$1 name=${E2E_NAME:-$1} extra=()
+    local kind=$1 name=${E2E_NAME:-$1} extra=() port
     shift
+    if [ -n "${E2E_METRICS:-}" ]; then
+        port=$(free_port)
+        printf '%s\n' "$port" >"$IMP_TEST_TMP/metrics.$name"
+        set -- IMP_METRICS_PORT="$port" "$@"
+    fi
     case $kind in
     send)
         extra=(IMP_SEND_TIMEOUT=5s IMP_SEND_ALLOW_CIDRS=127.0.0.0/8

@@ -30,4 +30,14 @@ wait_quiet 3
 check_effects 0 20000
 b2=$(metric "$P2" imperium_worker_processed_total)
 [ "$b2" -gt "$b" ] || fail "w2 did not take over"
+# The lag gauges (refreshed every 10 s off the loop's thread): w2 now owns all 12 partitions
+# of the input topic, each consumed and committed to its end.
+lag_of_input() { # "series total" of w2's imperium_worker_consumer_lag for imp.test.v1
+    curl -sf "http://127.0.0.1:$P2/metrics" | awk '/^imperium_worker_consumer_lag\{/ &&
+        /topic="imp.test.v1"/ { n++; t += $NF } END { print n + 0, t + 0 }'
+}
+lag_is_zero() { [ "$(lag_of_input)" = "12 0" ]; }
+wait_for 30 "w2's lag gauges for 12 partitions at 0" lag_is_zero ||
+    fail "w2's lag gauges for imp.test.v1 (series, total): $(lag_of_input)"
+say "w2's lag gauges: $(lag_of_input) (series, total) for imp.test.v1"
 pass "two workers split 12 partitions; one left; exactly once"

@@ -13,7 +13,8 @@
 #   2. latency: BENCH_LAT_N (2000) messages at a fixed offered rate BENCH_RATE (200/s):
 #      webhook ACK (the ingress's 200) → provider received (the fake's record), p50/p99/max.
 # Targets of issue 6 (2 cores): >= 1,000 replies/s sustained; p99 <= 100 ms at 200/s.
-# Knobs: BENCH_PG_TRANSPORT (socket; see below), BENCH_SENDERS (3) imperium-send processes; BENCH_BATCH_WAIT, BENCH_CONSUMER_PROPS
+# Knobs: BENCH_PG_TRANSPORT (socket; see below), BENCH_SENDERS (3) imperium-send processes,
+# BENCH_METRICS (off; see below); BENCH_BATCH_WAIT, BENCH_CONSUMER_PROPS
 # for the workers' IMP_WORKER_BATCH_WAIT and IMP_KAFKA_CONSUMER_PROPS; IMP_TEST_PG_OPTS='-c
 # shared_preload_libraries=pg_stat_statements' (read by the harness) adds Postgres's most
 # costly statements at the end.
@@ -43,6 +44,10 @@ SENDERS=${BENCH_SENDERS:-3}
 # info, as in production: the per-draft lines of rag and qc are part of the cost, and the
 # runtime's group assignments say where a stuck phase stopped.
 export IMP_LOG_LEVEL=info
+# BENCH_METRICS=1: each worker also serves /metrics, and where_stuck prints the partitions
+# its consumer-lag gauges (refreshed every 10 s) show behind. Off by default: the gauges'
+# watermark queries share the dev broker's connections with the fetches being measured.
+if [ -n "${BENCH_METRICS:-}" ]; then export E2E_METRICS=1; fi
 
 # The production relay cadence (the tests' 200 ms relay interval is a steady cost here).
 E2E_WORKER_ENV+=(IMP_WORKER_RELAY_INTERVAL=5s IMP_WORKER_RELAY_GRACE=10s
@@ -67,6 +72,13 @@ where_stuck() {
     for f in "$IMP_TEST_TMP"/logs/{dialog,rag,qc,send*}.log; do
         printf '; %s: %s' "$(basename "$f" .log)" "$(grep -ho '"msg":"partitions [a-z]*"[^}]*"count":[0-9]*' "$f" |
             tail -1 | sed 's/"msg":"partitions \([a-z]*\)".*"count":\([0-9]*\)/\1 \2/')"
+    done
+    # Partitions a worker's group has not consumed to the end: {worker,topic,partition} lag.
+    for f in "$IMP_TEST_TMP"/metrics.*; do
+        [ -e "$f" ] || continue
+        printf '; %s behind: %s' "${f##*/metrics.}" "$(curl -s --max-time 2 \
+            "http://127.0.0.1:$(cat "$f")/metrics" | awk '/^imperium_worker_consumer_lag\{/ &&
+                $NF != 0 { sub(/^imperium_worker_consumer_lag/, ""); printf "%s ", $0 }')"
     done
 }
 wait_for 60 "the warm-up replies" at_least_requests 20 ||
