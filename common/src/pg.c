@@ -586,33 +586,8 @@ static imp_error_t *commit_aborted(imp_pg_t *pg)
 
 imp_error_t *imp_pg_tx_commit(imp_pg_t *pg)
 {
-    pg->err_deferred = false;
-    if (!pg->in_tx)
-        return misuse("commit without a transaction");
-    if (user_deferred(pg) > 0 && !pg->tx_lost) {
-        imp_pg_batch_t *none = imp_pg_batch_new();
-        imp_error_t *err = imp_pg_tx_commit_batch(pg, none);
-        imp_pg_batch_free(none);
-        return err;
-    }
-    bool began = pg->begin_sql == NULL;
-    forget_deferred(pg);
-    if (!began && !pg->tx_lost) {
-        pg->in_tx = false; /* no statement ran: nothing to commit */
-        return NULL;
-    }
-    if (pg->tx_lost) {
-        pg->in_tx = false;
-        pg->tx_lost = false;
-        return imp_error_new(IMP_ERR_INFRA, "pg_tx_lost",
-                             "postgres connection lost inside the transaction");
-    }
-    if (PQtransactionStatus(pg->conn) == PQTRANS_INERROR)
-        return commit_aborted(pg);
-    /* Out of the transaction before COMMIT: a loss now means "outcome unknown", not a
-     * transaction to roll back. */
-    pg->in_tx = false;
-    return imp_pg_exec(pg, "COMMIT", 0, NULL, NULL);
+    imp_pg_batch_t none = {0};
+    return imp_pg_tx_commit_batch(pg, &none);
 }
 
 void imp_pg_tx_rollback(imp_pg_t *pg)
@@ -860,15 +835,21 @@ void imp_pg_batch_free(imp_pg_batch_t *batch)
     free(batch);
 }
 
-static void batch_append(imp_pg_batch_t *b, const char *sql, int nparams, const char *const *params,
-                         bool cached)
+/* A new last slot of b (its contents are the caller's to fill). */
+static batch_stmt_t *batch_grow(imp_pg_batch_t *b)
 {
-    assert(sql != NULL && nparams >= 0);
     if (b->n == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 16;
         b->stmts = imp_realloc(b->stmts, b->cap * sizeof(*b->stmts));
     }
-    batch_stmt_t *s = &b->stmts[b->n++];
+    return &b->stmts[b->n++];
+}
+
+static void batch_append(imp_pg_batch_t *b, const char *sql, int nparams, const char *const *params,
+                         bool cached)
+{
+    assert(sql != NULL && nparams >= 0);
+    batch_stmt_t *s = batch_grow(b);
     memset(s, 0, sizeof(*s));
     s->sql = imp_strdup(sql);
     s->nparams = nparams;
@@ -1078,11 +1059,7 @@ static size_t add_deferred(imp_pg_t *pg, imp_pg_batch_t *b, size_t *user)
     *user = n;
     imp_pg_batch_t *q = pg->deferred;
     for (size_t i = 0; q != NULL && i < q->n; i++) {
-        if (b->n == b->cap) {
-            b->cap = b->cap ? 2 * b->cap : 16;
-            b->stmts = imp_realloc(b->stmts, b->cap * sizeof(*b->stmts));
-        }
-        b->stmts[b->n++] = q->stmts[i]; /* ownership moves */
+        *batch_grow(b) = q->stmts[i]; /* ownership moves */
         n++;
     }
     if (q != NULL)
@@ -1151,17 +1128,16 @@ static imp_error_t *run_with_deferred(imp_pg_t *pg, imp_pg_batch_t *batch, const
     imp_pg_batch_t *all = imp_pg_batch_new();
     size_t user;
     size_t k = add_deferred(pg, all, &user);
-    for (size_t i = 0; i < batch->n; i++) {
-        batch_stmt_t *s = &batch->stmts[i];
-        batch_append(all, s->sql, s->nparams, (const char *const *)s->params, s->cached);
-    }
+    /* batch's statements are lent to the run (no copy: the outbox insert's arrays are
+     * large) and taken back with their results. */
+    for (size_t i = 0; i < batch->n; i++)
+        *batch_grow(all) = batch->stmts[i];
     if (tail != NULL)
         batch_append(all, tail, 0, NULL, false);
     imp_error_t *err = batch_run_raw(pg, all, by_stmt);
     for (size_t i = 0; i < batch->n; i++) {
-        batch->stmts[i].result.res = all->stmts[k + i].result.res;
-        batch->stmts[i].affected = all->stmts[k + i].affected;
-        all->stmts[k + i].result.res = NULL;
+        batch->stmts[i] = all->stmts[k + i];
+        memset(&all->stmts[k + i], 0, sizeof(all->stmts[k + i]));
     }
     if (*by_stmt) {
         size_t f = all->failed;
