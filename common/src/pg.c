@@ -51,7 +51,10 @@ struct imp_pg {
                                     * tenant settings between them */
     size_t ndeferred;              /* of those, imp_pg_exec_deferred's */
     bool err_deferred;             /* the last call's error came from one of them */
-    imp_err_class_t tx_error_cls;  /* class of the statement that aborted the tx, 0 if none */
+    size_t defer_label;            /* imp_pg_defer_label's, given to those queued from now */
+    imp_error_t *defer_fail;       /* the first of them that failed in this transaction */
+    size_t defer_fail_label;
+    imp_err_class_t tx_error_cls; /* class of the statement that aborted the tx, 0 if none */
 
     cached_stmt_t *cache; /* CACHE_SLOTS entries, allocated on first use */
     unsigned cache_n;
@@ -69,6 +72,7 @@ typedef struct {
     bool cached;
     imp_pg_result_t result; /* result.res NULL: did not run */
     long long affected;
+    size_t label; /* a deferred statement's imp_pg_defer_label */
 } batch_stmt_t;
 
 struct imp_pg_batch {
@@ -306,6 +310,7 @@ void imp_pg_free(imp_pg_t *pg)
     }
     free(pg->begin_sql);
     imp_pg_batch_free(pg->deferred);
+    imp_error_free(pg->defer_fail);
     free(pg->dsn);
     free(pg->app_name);
     free(pg);
@@ -395,6 +400,13 @@ imp_error_t *imp_pg_ping(imp_pg_t *pg)
 static size_t user_deferred(const imp_pg_t *pg)
 {
     return pg->ndeferred;
+}
+
+static void clear_defer_fail(imp_pg_t *pg)
+{
+    imp_error_free(pg->defer_fail);
+    pg->defer_fail = NULL;
+    pg->defer_fail_label = IMP_PG_NO_LABEL;
 }
 
 static void drop_user_deferred(imp_pg_t *pg)
@@ -564,6 +576,8 @@ imp_error_t *imp_pg_tx_begin_with(imp_pg_t *pg, const char *modes)
     pg->tenant_pending = false;
     pg->in_tx = true;
     pg->tx_error_cls = 0;
+    pg->defer_label = IMP_PG_NO_LABEL;
+    clear_defer_fail(pg);
     return NULL;
 }
 
@@ -654,8 +668,10 @@ imp_error_t *imp_pg_savepoint_rollback(imp_pg_t *pg, const char *name)
     if (pg->in_tx)
         drop_user_deferred(pg);
     imp_error_t *err = savepoint_cmd(pg, "ROLLBACK TO SAVEPOINT", name);
-    if (err == NULL)
+    if (err == NULL) {
         pg->tx_error_cls = 0;
+        clear_defer_fail(pg); /* undone with what it aborted */
+    }
     return err;
 }
 
@@ -682,6 +698,7 @@ imp_error_t *imp_pg_set_tenant(imp_pg_t *pg, const char *tenant_id)
     if (user_deferred(pg) > 0) {
         const char *params[] = {tenant_id != NULL ? tenant_id : ""};
         imp_pg_batch_add_cached(pg->deferred, IMP_PG_SET_TENANT_SQL, 1, params);
+        pg->deferred->stmts[pg->deferred->n - 1].label = pg->defer_label;
         return NULL;
     }
     snprintf(pg->tenant, sizeof(pg->tenant), "%s", tenant_id != NULL ? tenant_id : "");
@@ -855,6 +872,7 @@ static void batch_append(imp_pg_batch_t *b, const char *sql, int nparams, const 
     s->nparams = nparams;
     s->cached = cached;
     s->affected = -1;
+    s->label = IMP_PG_NO_LABEL;
     if (nparams > 0)
         s->params = imp_calloc((size_t)nparams, sizeof(char *));
     for (int i = 0; i < nparams; i++)
@@ -1071,13 +1089,22 @@ static size_t add_deferred(imp_pg_t *pg, imp_pg_batch_t *b, size_t *user)
 
 /* An error of statement `failed` of a run whose deferred statements were [user, end): such
  * an error says so. */
-static imp_error_t *blame_deferred(imp_pg_t *pg, imp_error_t *err, size_t failed, size_t user,
-                                   size_t end)
+static imp_error_t *blame_deferred(imp_pg_t *pg, imp_error_t *err, const imp_pg_batch_t *b,
+                                   size_t user, size_t end)
 {
+    size_t failed = b->failed;
     if (err == NULL || failed < user || failed >= end)
         return err;
     pg->err_deferred = true;
-    return imp_error_prefix(err, "deferred statement");
+    err = imp_error_prefix(err, "deferred statement");
+    if (pg->defer_fail == NULL) {
+        pg->defer_fail =
+            imp_error_new(imp_error_class(err), imp_error_code(err), "%s", imp_error_message(err));
+        if (imp_error_detail(err) != NULL)
+            imp_error_set_detail(pg->defer_fail, imp_error_detail(err));
+        pg->defer_fail_label = b->stmts[failed].label;
+    }
+    return err;
 }
 
 static imp_error_t *flush_deferred(imp_pg_t *pg)
@@ -1088,7 +1115,7 @@ static imp_error_t *flush_deferred(imp_pg_t *pg)
     bool by_stmt;
     imp_error_t *err = batch_run_raw(pg, b, &by_stmt);
     if (by_stmt)
-        err = blame_deferred(pg, err, b->failed, user, n);
+        err = blame_deferred(pg, err, b, user, n);
     imp_pg_batch_free(b);
     return err;
 }
@@ -1106,7 +1133,7 @@ static imp_error_t *exec_with_deferred(imp_pg_t *pg, const char *sql, int nparam
     bool by_stmt;
     imp_error_t *err = batch_run_raw(pg, b, &by_stmt);
     if (by_stmt)
-        err = blame_deferred(pg, err, b->failed, user, last);
+        err = blame_deferred(pg, err, b, user, last);
     if (err == NULL && out != NULL) {
         *out = imp_malloc(sizeof(**out));
         (*out)->res = b->stmts[last].result.res;
@@ -1142,7 +1169,7 @@ static imp_error_t *run_with_deferred(imp_pg_t *pg, imp_pg_batch_t *batch, const
     if (*by_stmt) {
         size_t f = all->failed;
         batch->failed = f >= k && f < k + batch->n ? f - k : batch->n;
-        err = blame_deferred(pg, err, f, user, k);
+        err = blame_deferred(pg, err, all, user, k);
     }
     imp_pg_batch_free(all);
     return err;
@@ -1171,8 +1198,21 @@ imp_error_t *imp_pg_exec_deferred(imp_pg_t *pg, const char *sql, int nparams,
     if (pg->deferred == NULL)
         pg->deferred = imp_pg_batch_new();
     imp_pg_batch_add_cached(pg->deferred, sql, nparams, params);
+    pg->deferred->stmts[pg->deferred->n - 1].label = pg->defer_label;
     pg->ndeferred++;
     return NULL;
+}
+
+void imp_pg_defer_label(imp_pg_t *pg, size_t label)
+{
+    pg->defer_label = label;
+}
+
+const imp_error_t *imp_pg_deferred_failure(const imp_pg_t *pg, size_t *label)
+{
+    if (label != NULL)
+        *label = pg->defer_fail != NULL ? pg->defer_fail_label : IMP_PG_NO_LABEL;
+    return pg->defer_fail;
 }
 
 imp_error_t *imp_pg_flush(imp_pg_t *pg)

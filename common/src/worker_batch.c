@@ -358,8 +358,29 @@ static bool stops_batch(const imp_error_t *err)
     return imp_error_class(err) == IMP_ERR_INFRA || imp_error_class(err) == IMP_ERR_FATAL;
 }
 
+/* A deferred write that failed (imp/pg.h) is the failure of the handler that queued it,
+ * whichever later call carried it: its event is labelled with its index. Returns true, with
+ * *failed_at that index and the error on the item, when such a failure aborted the batch. */
+static bool blame_deferred(imp_worker_t *w, worker_item_t *items, size_t n, size_t *failed_at)
+{
+    size_t j;
+    const imp_error_t *e = imp_pg_deferred_failure(w->pg, &j);
+    if (e == NULL || j >= n || stops_batch(e))
+        return false;
+    imp_error_free(items[j].fail);
+    items[j].fail =
+        imp_error_new(imp_error_class(e), imp_error_code(e), "%s", imp_error_message(e));
+    if (imp_error_detail(e) != NULL)
+        imp_error_set_detail(items[j].fail, imp_error_detail(e));
+    *failed_at = j;
+    return true;
+}
+
 /* Items [0, n): those before `careful` run with a shared claim and no savepoints; from
- * `careful` on, each new item gets a savepoint so its failure undoes only its own work. */
+ * `careful` on, each new item gets a savepoint so its failure undoes only its own work.
+ * In the shared part a handler's deferred writes go out with whatever comes next (the next
+ * handler's first statement, the COMMIT); in the careful part each handler's are sent before
+ * its savepoint is released. */
 static imp_error_t *attempt_batch(imp_worker_t *w, worker_item_t *items, size_t n, size_t careful,
                                   size_t *failed_at)
 {
@@ -396,11 +417,15 @@ static imp_error_t *attempt_batch(imp_worker_t *w, worker_item_t *items, size_t 
             if (err != NULL || it->state == ITEM_DUP)
                 continue;
         }
+        imp_pg_defer_label(w->pg, i);
         imp_error_t *herr = run_handler(w, it);
-        /* The handler's deferred writes are its own: sent now so that their failure is its
-         * failure, unless they can ride with the COMMIT (the batch's last event, no
-         * savepoint; a failure there is blamed on it below). */
-        if (herr == NULL && imp_pg_deferred_count(w->pg) > 0 && (i + 1 < n || i >= careful))
+        if (i < careful && blame_deferred(w, items, n, failed_at)) {
+            /* This handler (or its predecessor's writes it carried) hit an earlier handler's
+             * failed write; whatever it returned, the fault is that handler's. */
+            imp_error_free(herr);
+            break;
+        }
+        if (herr == NULL && imp_pg_deferred_count(w->pg) > 0 && i >= careful)
             herr = imp_pg_flush(w->pg);
         if (herr == NULL) {
             it->state = ITEM_DONE;
@@ -423,6 +448,12 @@ static imp_error_t *attempt_batch(imp_worker_t *w, worker_item_t *items, size_t 
             err = record_failure(w, it);
     }
     free(idx);
+    imp_pg_defer_label(w->pg, IMP_PG_NO_LABEL);
+    if (err != NULL && *failed_at == n && blame_deferred(w, items, n, failed_at)) {
+        /* A runtime statement (a retry, a dead letter, a savepoint) carried the failed write */
+        imp_error_free(err);
+        err = NULL;
+    }
     if (err == NULL && *failed_at < n) {
         imp_pg_tx_rollback(w->pg);
         return NULL;
@@ -432,10 +463,8 @@ static imp_error_t *attempt_batch(imp_worker_t *w, worker_item_t *items, size_t 
         return err;
     }
     err = worker_outbox_commit(w, items, n);
-    if (err != NULL && imp_pg_error_deferred(w->pg) && !stops_batch(err)) {
-        /* Only the last event's handler leaves deferred writes to the COMMIT. */
-        items[n - 1].fail = err;
-        *failed_at = n - 1;
+    if (err != NULL && blame_deferred(w, items, n, failed_at)) {
+        imp_error_free(err);
         return NULL;
     }
     return err;

@@ -1,24 +1,27 @@
-# A handler's deferred writes (imp_pg_exec_deferred) belong to its event. Every 7th event
-# queues an insert that fails in Postgres (NULL in a NOT NULL column). Once with batches of up
-# to 500 (a failure mostly surfaces when the next event's handler starts), once with batches of
-# one (every failure surfaces in the COMMIT's round trip, where the batch's last event's
-# deferred writes go): each failing event is one poison dead letter that names the deferred
-# statement, every other event has exactly one effect, and every outbox row is marked
-# published (the marks ride with the following commits).
+# A handler's deferred writes (imp_pg_exec_deferred) belong to its event, whichever later
+# round trip carries them. Every 7th event queues an insert that fails in Postgres (NULL in a
+# NOT NULL column). Three phases: batches of up to 500 whose handlers only write (the batch's
+# writes all go with its COMMIT); the same with a read first in every handler (a failure comes
+# back to the next event's handler, which is not to blame); batches of one (every failure
+# surfaces in the COMMIT's round trip). Each failing event is one poison dead letter that names
+# the deferred statement, every other event has exactly one effect, and every outbox row is
+# marked published (the marks ride with the following commits).
 set -euo pipefail
 source "$IMP_SOURCE_DIR/tests/integration/worker_lib.sh"
 
 N=1400
 example_setup
 
-# phase NAME START BATCH: N events from START, every 7th seq failing in its deferred insert.
+# phase NAME START BATCH [ENV...]: N events from START, every 7th seq failing in its deferred
+# insert.
 phase() {
     local name=$1 start=$2 batch=$3
+    shift 3
     local end=$((start + N))
     local bad=$(($((end - 1)) / 7 - $((start - 1)) / 7))
     feed --count "$N" --start "$start" --run "$name" --fail-every 7 --fail-kind deferred_poison
     start_example "$name" IMP_EXAMPLE_DEFERRED=1 IMP_WORKER_BATCH="$batch" \
-        IMP_EXAMPLE_EMIT_TOPIC=imp.test.out.v1
+        IMP_EXAMPLE_EMIT_TOPIC=imp.test.out.v1 "$@"
     local pid=$BG_PID
     local want_dead=$(($(q "SELECT count(*) FROM dead_letters") + bad))
     wait_for 180 "$((N - bad)) effects of $name" at_least $((N - bad)) \
@@ -60,5 +63,6 @@ phase() {
 }
 
 phase batched 1 500
+phase read-first 50001 500 IMP_EXAMPLE_READ=1
 phase single 100001 1
-assert_eq "dead letters in all" 400 "$(q "SELECT count(*) FROM dead_letters")"
+assert_eq "dead letters in all" 600 "$(q "SELECT count(*) FROM dead_letters")"

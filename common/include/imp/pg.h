@@ -51,6 +51,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "imp/error.h"
 
@@ -194,6 +195,19 @@ size_t imp_pg_deferred_count(const imp_pg_t *pg);
 
 /* True when the error the last call on pg returned came from a deferred statement. */
 bool imp_pg_error_deferred(const imp_pg_t *pg);
+
+#define IMP_PG_NO_LABEL SIZE_MAX
+
+/* Label the deferred statements queued from now on in this transaction (each transaction
+ * starts with IMP_PG_NO_LABEL): whoever reads the failure below learns whose write failed,
+ * whichever later call carried it. The worker runtime labels each handler's with its event. */
+void imp_pg_defer_label(imp_pg_t *pg, size_t label);
+
+/* The first deferred statement of the transaction that failed, or NULL: its error as the call
+ * that sent it returned it, and its label in *label (may be NULL). It stays until the next
+ * transaction begins (so it can be read after a failed COMMIT) or a ROLLBACK TO SAVEPOINT
+ * undoes it. */
+const imp_error_t *imp_pg_deferred_failure(const imp_pg_t *pg, size_t *label);
 
 /* COMMIT with batch's statements before it: the deferred statements, batch, then COMMIT, in
  * one round trip. batch's results are read as after imp_pg_batch_run. On error nothing is

@@ -144,11 +144,55 @@ print("  CPU per message (us): " + ", ".join(f"{k} {v * 1e6 / hz / n:.0f}"
 PY
 }
 
+# wake_snapshot FILE: voluntary context switches (a thread blocking: waiting for a socket, a
+# lock) per process kind, all threads, and of the Postgres backends by their client's
+# application name ("pg:dialog"): a backend wakes about once per round trip.
+wake_snapshot() {
+    psql_owner -c "SELECT pid || ' ' || application_name FROM pg_stat_activity
+        WHERE backend_type = 'client backend' AND application_name <> ''" >"$1.apps"
+    python3 - "$1" <<'PY'
+import json, os, sys
+apps = {}
+for l in open(sys.argv[1] + ".apps"):
+    if l.strip():
+        pid, app = l.split(maxsplit=1)
+        apps[pid] = "pg:" + app.strip()
+sw = {}
+for pid in os.listdir("/proc"):
+    if not pid.isdigit():
+        continue
+    try:
+        comm = open(f"/proc/{pid}/comm").read().strip()
+        n = 0
+        for t in os.listdir(f"/proc/{pid}/task"):
+            for l in open(f"/proc/{pid}/task/{t}/status"):
+                if l.startswith("voluntary_ctxt_switches:"):
+                    n += int(l.split()[1])
+    except OSError:
+        continue
+    k = apps.get(pid, comm)
+    sw[k] = sw.get(k, 0) + n
+json.dump(sw, open(sys.argv[1], "w"))
+PY
+}
+# wake_report BEFORE AFTER N: those switches per message over the phase.
+wake_report() {
+    python3 - "$@" <<'PY'
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+n = int(sys.argv[3])
+d = {k: b[k] - a[k] for k in b if k in a and b[k] - a[k] >= n / 10}
+print("  wake-ups per message: " + ", ".join(f"{k} {v / n:.1f}"
+      for k, v in sorted(d.items(), key=lambda kv: -kv[1])) + f"; all {sum(d.values()) / n:.1f}")
+PY
+}
+
 # The driver (progs/e2e_load.c): signed webhooks over libcurl's multi interface.
 load() { "$BIN/e2e_load" "$INGRESS_URL" shop "$E2E_GENERIC" --question "$E2E_Q_PRICE" "$@"; }
 
 say "phase 1: $N messages as fast as possible"
 cpu_snapshot "$IMP_TEST_TMP/cpu0"
+wake_snapshot "$IMP_TEST_TMP/wake0"
 base=$(requests generic)
 D1=$(load --convs "$N" --conns "$THREADS" --prefix tput --acks "$IMP_TEST_TMP/acks1") ||
     fail "driver: $D1"
@@ -156,7 +200,9 @@ wait_for 600 "$N replies" at_least_requests $((base + N)) ||
     fail "only $(requests generic) replies; $(where_stuck)"
 S1=$(stats tput "$IMP_TEST_TMP/acks1")
 cpu_snapshot "$IMP_TEST_TMP/cpu1"
+wake_snapshot "$IMP_TEST_TMP/wake1"
 C1=$(cpu_report "$IMP_TEST_TMP/cpu0" "$IMP_TEST_TMP/cpu1" "$N")
+W1=$(wake_report "$IMP_TEST_TMP/wake0" "$IMP_TEST_TMP/wake1" "$N")
 say "driver: $D1"
 
 say "phase 2: $LAT_N messages at $RATE/s"
@@ -171,7 +217,7 @@ say "driver: $D2"
 printf '\n=== e2e benchmark (window 0, extractive, generic fake answering at once, Postgres over %s) ===\n' \
     "${BENCH_PG_TRANSPORT:-socket}"
 printf 'throughput  %s messages: %s\n' "$N" "$S1"
-printf '%s\n' "$C1"
+printf '%s\n%s\n' "$C1" "$W1"
 printf 'latency     %s messages at %s/s offered: %s\n' "$LAT_N" "$RATE" "$S2"
 # Where the latency phase's time went, from message_traces: ingress_ms is ingress → dialog →
 # rag's start (two hops), rag_ms and qc_ms their own work, send_ms qc's outbound event → the
@@ -193,4 +239,9 @@ if [ "$(psql_owner -c "SHOW shared_preload_libraries")" = pg_stat_statements ]; 
     psql_owner -c "SELECT round(total_exec_time)::int || E'\t' || calls || E'\t' ||
         round((total_exec_time / calls)::numeric, 3) || E'\t' || left(regexp_replace(query, '\s+', ' ', 'g'), 150)
         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25"
+    # Round trips are what cost (docs/round-trip.md § Speed): statements by calls per message.
+    printf '\nPostgres statements by calls per message (both phases and the warm-up):\n'
+    psql_owner -c "SELECT round(calls::numeric / $((N + LAT_N + 20)), 2) || E'\t' ||
+        left(regexp_replace(query, '\s+', ' ', 'g'), 150)
+        FROM pg_stat_statements WHERE calls >= $(((N + LAT_N) / 10)) ORDER BY calls DESC LIMIT 60"
 fi

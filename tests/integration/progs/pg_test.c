@@ -971,6 +971,87 @@ START_TEST(error_deferred_only_for_deferred_statements)
 }
 END_TEST
 
+/* Whose write failed: the label it was queued under, whichever call carried it, until the
+ * next transaction begins (so after a failed COMMIT too) or a savepoint rollback undoes it. */
+START_TEST(deferred_failure_keeps_its_label)
+{
+    imp_pg_t *pg = open_owner();
+    must(pg, "INSERT INTO pg_test_items (id) VALUES (1)");
+    size_t label = 0;
+
+    /* Carried by a statement queued under another label. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    ck_assert_ptr_null(imp_pg_deferred_failure(pg, &label));
+    ck_assert_uint_eq(label, IMP_PG_NO_LABEL);
+    imp_pg_defer_label(pg, 3);
+    defer_insert(pg, 2);
+    imp_pg_defer_label(pg, 7);
+    defer_insert(pg, 1); /* duplicate key */
+    defer_insert(pg, 3);
+    imp_pg_defer_label(pg, 8);
+    expect_deferred_error(pg, imp_pg_exec(pg, "SELECT 1", 0, NULL, NULL), "23505");
+    const imp_error_t *f = imp_pg_deferred_failure(pg, &label);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(label, 7);
+    ck_assert_pstr_eq(imp_error_code(f), "23505");
+    ck_assert_msg(imp_error_class(f) == IMP_ERR_POISON, "class %s",
+                  imp_err_class_name(imp_error_class(f)));
+    ck_assert_msg(strncmp(imp_error_message(f), "deferred statement: ", 20) == 0, "message: %s",
+                  imp_error_message(f));
+    /* The transaction's later failures do not replace the first. */
+    expect_class(fails(pg, "SELECT 1"), IMP_ERR_POISON, "25P02");
+    ck_assert_ptr_nonnull(imp_pg_deferred_failure(pg, &label));
+    ck_assert_uint_eq(label, 7);
+    imp_pg_tx_rollback(pg);
+    ck_assert_ptr_nonnull(imp_pg_deferred_failure(pg, NULL));
+
+    /* Cleared by the next transaction; a failure in the COMMIT's round trip stays readable. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    ck_assert_ptr_null(imp_pg_deferred_failure(pg, &label));
+    defer_insert(pg, 4); /* no label in this transaction yet */
+    imp_pg_defer_label(pg, 12);
+    defer_insert(pg, 1);
+    imp_error_t *err = imp_pg_tx_commit(pg);
+    ck_assert_ptr_nonnull(err);
+    imp_error_free(err);
+    ck_assert(!imp_pg_in_tx(pg));
+    ck_assert_ptr_nonnull(imp_pg_deferred_failure(pg, &label));
+    ck_assert_uint_eq(label, 12);
+
+    /* An unlabelled statement's failure says so. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    defer_insert(pg, 1);
+    expect_deferred_error(pg, imp_pg_flush(pg), "23505");
+    ck_assert_ptr_nonnull(imp_pg_deferred_failure(pg, &label));
+    ck_assert_uint_eq(label, IMP_PG_NO_LABEL);
+    imp_pg_tx_rollback(pg);
+
+    /* A statement's own failure is not a deferred failure. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    imp_pg_defer_label(pg, 5);
+    defer_insert(pg, 6);
+    expect_class(fails(pg, "SELECT 1/0"), IMP_ERR_POISON, "22012");
+    ck_assert_ptr_null(imp_pg_deferred_failure(pg, &label));
+    imp_pg_tx_rollback(pg);
+
+    /* A savepoint rollback undoes the failure with the writes it aborted. */
+    ok(imp_pg_tx_begin(pg), "begin");
+    ok(imp_pg_savepoint(pg, "s"), "savepoint");
+    imp_pg_defer_label(pg, 9);
+    defer_insert(pg, 1);
+    expect_deferred_error(pg, imp_pg_flush(pg), "23505");
+    ck_assert_ptr_nonnull(imp_pg_deferred_failure(pg, &label));
+    ck_assert_uint_eq(label, 9);
+    ok(imp_pg_savepoint_rollback(pg, "s"), "rollback to savepoint");
+    ck_assert_ptr_null(imp_pg_deferred_failure(pg, &label));
+    ck_assert_uint_eq(label, IMP_PG_NO_LABEL);
+    defer_insert(pg, 7);
+    ok(imp_pg_tx_commit(pg), "commit");
+    ck_assert_int_eq(committed_int("SELECT count(*) FROM pg_test_items"), 2);
+    imp_pg_free(pg);
+}
+END_TEST
+
 START_TEST(deferred_outside_a_transaction_and_empty_flush)
 {
     imp_pg_t *pg = open_owner();
@@ -1244,6 +1325,7 @@ static Suite *pg_suite(void)
     tcase_add_test(tc, deferred_statements_and_commit_in_one_round_trip);
     tcase_add_test(tc, deferred_error_surfaces_on_the_next_call);
     tcase_add_test(tc, error_deferred_only_for_deferred_statements);
+    tcase_add_test(tc, deferred_failure_keeps_its_label);
     tcase_add_test(tc, deferred_outside_a_transaction_and_empty_flush);
     tcase_add_test(tc, rollback_drops_unsent_deferred_statements);
     tcase_add_test(tc, commit_batch);

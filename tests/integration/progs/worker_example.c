@@ -13,6 +13,9 @@
  *   IMP_EXAMPLE_DEFERRED=1                      write the effect row with imp_pg_exec_deferred;
  *                                               data.fail = "deferred_poison" then makes that
  *                                               statement fail in Postgres (NULL seq: 23502)
+ *   IMP_EXAMPLE_READ=1                          read before writing, as most handlers do: the
+ *                                               previous event's deferred write goes out with
+ *                                               this read, and its failure is returned here
  */
 #include "imp/log.h"
 #include "imp/mem.h"
@@ -33,6 +36,7 @@ typedef struct {
     long long sleep_us;
     bool noop;
     bool deferred;
+    bool read;
     char *topic;
 } settings_t;
 
@@ -52,6 +56,8 @@ static const imp_config_entry_t config_table[] = {
      offsetof(settings_t, noop)},
     {"IMP_EXAMPLE_DEFERRED", IMP_CFG_BOOL, "false", 0, 0, 0,
      "write the effect row as a deferred statement", offsetof(settings_t, deferred)},
+    {"IMP_EXAMPLE_READ", IMP_CFG_BOOL, "false", 0, 0, 0, "read the event's effect rows first",
+     offsetof(settings_t, read)},
     {"IMP_EXAMPLE_TOPIC", IMP_CFG_STRING, "imp.test.v1", 0, 0, 0, "the input topic",
      offsetof(settings_t, topic)},
 };
@@ -92,6 +98,13 @@ static imp_error_t *record_effect(imp_worker_ctx_t *ctx, const imp_envelope_t *e
              (long long)json_integer_value(json_object_get(ev->data, "seq")));
     snprintf(att, sizeof(att), "%d", ev->attempt);
     const char *params[] = {ev->id, seq, att, ev->tenantid[0] ? ev->tenantid : NULL};
+    if (settings.read) {
+        imp_error_t *err = imp_pg_exec_cached(
+            imp_worker_ctx_pg(ctx), "SELECT count(*) FROM example_effects WHERE operation_id = $1",
+            1, params, NULL);
+        if (err != NULL)
+            return err;
+    }
     const char *sql = "INSERT INTO example_effects (operation_id, seq, attempt, tenant) "
                       "VALUES ($1, $2, $3, $4)";
     if (!settings.deferred)
