@@ -23,7 +23,74 @@ typedef struct {
     char *error;               /* owned; NULL when sent */
     char *provider_message_id; /* owned */
     long long retry_after_ms;
+    bool committed; /* its failure or release is committed on the claim connection */
 } result_t;
+
+/* The calls this process made, by the Kafka message that asked for them: the runtime runs a
+ * batch's handlers again when it rolls the batch back (a later event failed, a commit failed),
+ * and a message whose call was made is then settled from its result instead of being claimed
+ * and sent again. A message at the same offset of the same partition can only come again to
+ * this process before it commits, so an old entry is harmless; the ring only bounds memory. */
+struct send_call {
+    char id[IMP_UUID_STR_SIZE];
+    char topic[64];
+    int32_t partition;
+    int64_t offset;
+    int attempts;
+    result_t r;
+};
+
+static void result_dispose(result_t *r)
+{
+    free(r->error);
+    free(r->provider_message_id);
+    memset(r, 0, sizeof(*r));
+}
+
+static bool call_is(const send_call_t *c, imp_worker_ctx_t *ctx, const imp_envelope_t *ev)
+{
+    const char *topic = imp_worker_ctx_topic(ctx);
+    return c->id[0] != '\0' && strcmp(c->id, ev->id) == 0 &&
+           c->partition == imp_worker_ctx_partition(ctx) &&
+           c->offset == imp_worker_ctx_offset(ctx) && topic != NULL && strcmp(c->topic, topic) == 0;
+}
+
+static send_call_t *call_find(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope_t *ev)
+{
+    for (size_t i = 0; i < st->ncalls; i++)
+        if (call_is(&st->calls[i], ctx, ev))
+            return &st->calls[i];
+    return NULL;
+}
+
+/* A slot for a new call (the oldest one's, once the ring is full). */
+static send_call_t *call_new(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope_t *ev)
+{
+    if (st->calls == NULL) {
+        st->capcalls = st->s->rt.batch_max > 0 ? 2 * (size_t)st->s->rt.batch_max : 2;
+        st->calls = imp_calloc(st->capcalls, sizeof(*st->calls));
+    }
+    send_call_t *c = &st->calls[st->nextcall];
+    st->nextcall = (st->nextcall + 1) % st->capcalls;
+    if (st->ncalls < st->capcalls)
+        st->ncalls++;
+    result_dispose(&c->r);
+    snprintf(c->id, sizeof(c->id), "%s", ev->id);
+    const char *topic = imp_worker_ctx_topic(ctx);
+    snprintf(c->topic, sizeof(c->topic), "%s", topic ? topic : "");
+    c->partition = imp_worker_ctx_partition(ctx);
+    c->offset = imp_worker_ctx_offset(ctx);
+    return c;
+}
+
+void send_calls_free(send_t *st)
+{
+    for (size_t i = 0; i < st->ncalls; i++)
+        result_dispose(&st->calls[i].r);
+    free(st->calls);
+    st->calls = NULL;
+    st->ncalls = st->capcalls = st->nextcall = 0;
+}
 
 static const char *str_member(const json_t *data, const char *name, bool required,
                               imp_error_t **err)
@@ -151,30 +218,36 @@ static void call(send_t *st, const send_provider_t *p, const send_req_t *req,
     imp_http_response_free(resp);
 }
 
-/* A permanent failure: state failed and its delivery event commit on the claim connection;
- * the returned error (poison, or retriable on the last attempt) makes it a dead letter. */
+/* A permanent failure: state failed and its delivery event commit on the claim connection
+ * (once: *committed says it was); the returned error (poison, or retriable on the last
+ * attempt) makes it a dead letter. */
 static imp_error_t *fail(send_t *st, const imp_envelope_t *ev, const send_msg_t *m, const char *why,
-                         int attempts, imp_err_class_t cls)
+                         int attempts, imp_err_class_t cls, bool *committed)
 {
-    imp_envelope_t d;
-    imp_error_t *err = send_delivery_event(ev, m, "failed", NULL, why, attempts, &d);
-    char *key = send_event_key(ev, m);
-    if (err == NULL)
-        err = send_fail(st, ev, why, &d, key);
-    free(key);
-    if (err != NULL)
-        return err;
-    IMP_LOG_WARN("send failed", IMP_LS("channel", m->channel), IMP_LS("reason", why));
+    if (!*committed) {
+        imp_envelope_t d;
+        imp_error_t *err = send_delivery_event(ev, m, "failed", NULL, why, attempts, &d);
+        char *key = send_event_key(ev, m);
+        if (err == NULL)
+            err = send_fail(st, ev, why, &d, key);
+        free(key);
+        if (err != NULL)
+            return err;
+        *committed = true;
+        IMP_LOG_WARN("send failed", IMP_LS("channel", m->channel), IMP_LS("reason", why));
+    }
     return imp_error_new(cls, cls == IMP_ERR_POISON ? "send_rejected" : "send_failed", "%s", why);
 }
 
+/* What the call's result makes of the message. The runtime may run this again for the same
+ * call (its transaction was rolled back for another event of the batch): what it writes in
+ * that transaction is written again, what it committed on the claim connection is not. */
 static imp_error_t *settle(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
-                           const send_msg_t *m, const send_provider_t *p, int attempts, result_t *r)
+                           const send_msg_t *m, int attempts, result_t *r)
 {
     imp_pg_t *pg = imp_worker_ctx_pg(ctx);
     imp_error_t *err = NULL;
     bool last = ev->attempt + 1 >= st->s->rt.max_attempts;
-    send_guard_result(st, ev->tenantid, p->name, r->outcome == OUT_RETRY);
     switch (r->outcome) {
     case OUT_SENT:
         err = send_record(pg, ev, "sent", r->provider_message_id, NULL);
@@ -193,15 +266,18 @@ static imp_error_t *settle(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope
             err = emit_delivery(ctx, ev, m, "unknown", NULL, r->error, attempts);
         return err;
     case OUT_PERMANENT:
-        return fail(st, ev, m, r->error, attempts, IMP_ERR_POISON);
+        return fail(st, ev, m, r->error, attempts, IMP_ERR_POISON, &r->committed);
     case OUT_RETRY:
         break;
     }
     if (last)
-        return fail(st, ev, m, r->error, attempts, IMP_ERR_RETRIABLE);
-    err = send_release(st, ev, r->error, r->retry_after_ms);
-    if (err != NULL)
-        return err;
+        return fail(st, ev, m, r->error, attempts, IMP_ERR_RETRIABLE, &r->committed);
+    if (!r->committed) {
+        err = send_release(st, ev, r->error, r->retry_after_ms);
+        if (err != NULL)
+            return err;
+        r->committed = true;
+    }
     err = imp_error_new(IMP_ERR_RETRIABLE, "send_retry", "%s", r->error);
     imp_error_set_retry_after_ms(err, r->retry_after_ms);
     return err;
@@ -211,17 +287,19 @@ static imp_error_t *send_claimed(send_t *st, imp_worker_ctx_t *ctx, const imp_en
                                  const send_msg_t *m, const send_provider_t *p,
                                  const send_req_t *req, int attempts)
 {
-    result_t r;
-    call(st, p, req, ev, &r);
-    imp_error_t *err = settle(st, ctx, ev, m, p, attempts, &r);
-    free(r.error);
-    free(r.provider_message_id);
-    return err;
+    send_call_t *c = call_new(st, ctx, ev);
+    c->attempts = attempts;
+    call(st, p, req, ev, &c->r);
+    send_guard_result(st, ev->tenantid, p->name, c->r.outcome == OUT_RETRY);
+    return settle(st, ctx, ev, m, attempts, &c->r);
 }
 
 static imp_error_t *deliver(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
                             const send_msg_t *m, const send_provider_t *p, const send_req_t *req)
 {
+    send_call_t *made = call_find(st, ctx, ev);
+    if (made != NULL)
+        return settle(st, ctx, ev, m, made->attempts, &made->r);
     imp_error_t *err = send_guard_check(st, ev->tenantid, p->name);
     if (err != NULL)
         return err;

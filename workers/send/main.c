@@ -12,6 +12,7 @@
 #include <string.h>
 
 #define BINARY "imperium-send"
+#define MAX_BATCH_MS 240000
 
 static const imp_config_entry_t table[] = {
     IMP_WORKER_CONFIG(send_settings_t, rt),
@@ -55,11 +56,12 @@ static const imp_config_entry_t table[] = {
 static const char summary[] =
     "Delivers imp.outbound.v1 to ChatFlow, the WhatsApp Cloud API, Telegram, generic signed\n"
     "webhooks or the sink, once per operation id, and reports on imp.delivery.v1\n"
-    "(docs/send.md). Run with IMP_WORKER_BATCH=1 (the default here).";
+    "(docs/send.md). IMP_WORKER_BATCH is 16 by default here: a batch's provider calls are made\n"
+    "one after the other, and IMP_WORKER_BATCH x IMP_SEND_TIMEOUT may not exceed 240s.";
 
 static int setup(int argc, char **argv, send_settings_t *s, send_t *st)
 {
-    setenv("IMP_WORKER_BATCH", "1", 0); /* a handler makes an HTTP call */
+    setenv("IMP_WORKER_BATCH", "16", 0); /* a handler makes an HTTP call */
     imp_config_init_or_exit(argc, argv, BINARY, summary, table, IMP_ARRAY_LEN(table), s);
     imp_log_level_t level;
     if (imp_log_level_parse(s->rt.log_level, &level) != 0) {
@@ -67,8 +69,13 @@ static int setup(int argc, char **argv, send_settings_t *s, send_t *st)
         return 2;
     }
     imp_log_init(BINARY, level);
-    if (s->rt.batch_max != 1) {
-        fprintf(stderr, "%s: IMP_WORKER_BATCH must be 1 (a handler makes an HTTP call)\n", BINARY);
+    /* A batch's calls are made one after the other between two polls of the consumer, whose
+     * max.poll.interval.ms (300 s) a batch of timeouts must stay well inside. */
+    if (s->rt.batch_max * s->timeout_ms > MAX_BATCH_MS) {
+        fprintf(stderr,
+                "%s: IMP_WORKER_BATCH (%lld) x IMP_SEND_TIMEOUT (%lld ms) must not exceed %d s: "
+                "a batch's calls are made one after the other between two polls of Kafka\n",
+                BINARY, s->rt.batch_max, s->timeout_ms, MAX_BATCH_MS / 1000);
         return 2;
     }
     imp_error_t *err = imp_crypto_key_parse("IMP_SECRET_KEY", s->secret_key, st->key);
@@ -119,6 +126,7 @@ int main(int argc, char **argv)
     imp_error_free(err);
     imp_worker_free(w);
 out:
+    send_calls_free(&st);
     imp_pg_free(st.claim_pg);
     imp_http_client_free(st.http);
     imp_redis_free(st.redis);

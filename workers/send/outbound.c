@@ -207,17 +207,13 @@ imp_error_t *send_fail(send_t *st, const imp_envelope_t *ev, const char *error,
     return err;
 }
 
+/* Deferred: it goes out with the next event's first statement or the batch's COMMIT. The row
+ * exists: the claim committed it, under the same tenant, before the call. */
 imp_error_t *send_record(imp_pg_t *pg, const imp_envelope_t *ev, const char *state,
                          const char *provider_message_id, const char *error)
 {
     const char *params[] = {ev->id, state, provider_message_id, error};
-    imp_pg_result_t *res = NULL;
-    imp_error_t *err = imp_pg_exec_cached(pg, SQL_SETTLE, 4, params, &res);
-    if (err == NULL && imp_pg_result_affected(res) != 1)
-        err =
-            imp_error_new(IMP_ERR_POISON, "outbound_missing", "outbound row %s not found", ev->id);
-    imp_pg_result_free(res);
-    return err;
+    return imp_pg_exec_deferred(pg, SQL_SETTLE, 4, params);
 }
 
 imp_error_t *send_trace_ms(imp_pg_t *pg, const imp_envelope_t *ev, const send_msg_t *m)

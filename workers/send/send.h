@@ -40,6 +40,8 @@ typedef struct {
     long long breaker_open_ms;
 } send_settings_t;
 
+typedef struct send_call send_call_t;
+
 /* The worker's state, shared by every handler call (one thread). */
 typedef struct {
     const send_settings_t *s;
@@ -47,6 +49,8 @@ typedef struct {
     imp_pg_t *claim_pg; /* second connection: claims and failures commit on their own */
     imp_http_client_t *http;
     imp_redis_t *redis; /* NULL: no rate limit, no breaker */
+    send_call_t *calls; /* the latest provider calls, a ring (handler.c) */
+    size_t ncalls, capcalls, nextcall;
 } send_t;
 
 /* imp.outbound.message.v1 data; strings borrowed from the event. */
@@ -107,6 +111,7 @@ char *send_json_take(json_t *obj);
 /* handler.c */
 imp_error_t *send_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *user);
 imp_error_t *send_parse_msg(const json_t *data, send_msg_t *m);
+void send_calls_free(send_t *st);
 
 /* channel.c: the provider for a channel kind and its base URL ("" for generic). A kind
  * whose base URL is configured empty is sent to the sink. Poison for an unknown kind. */

@@ -231,8 +231,10 @@ typedef struct {
 /* The handler: called inside the batch's transaction for each new event. Returns NULL on
  * success or an error whose class decides the event's fate. It may use the transaction
  * through imp_worker_ctx_pg and emit events with imp_worker_emit. A handler with effects
- * outside Postgres (an HTTP call) must run with batch_max = 1 or make them idempotent: the
- * runtime may run a successful handler again when a later event of its batch fails. */
+ * outside Postgres (an HTTP call) must run with batch_max = 1, make them idempotent, or
+ * remember them by message (imp_worker_ctx_topic/partition/offset, as imperium-send does): the
+ * runtime runs a successful handler again when a later event of its batch fails or its commit
+ * fails. */
 typedef imp_error_t *(*imp_worker_handler_t)(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
                                              void *user);
 

@@ -2,11 +2,12 @@
  * Telegram by path, records every request as one JSON line, and fails on script.
  *
  *   send_fake_provider --port-file F --record F [--script 500,500,200] [--retry-after S]
- *                      [--delay-ms D] [--fail-while FILE] [--body TEXT]
+ *                      [--delay-ms D] [--fail-while FILE] [--body TEXT] [--reject TEXT]
  *
  * --script: statuses of the first requests in order (then 200). --retry-after adds
  * "Retry-After: S" to 429 answers. --delay-ms delays every answer. --fail-while: answer 500
- * while FILE exists. --body: the body of non-2xx answers. Record line: {"t_ms", "method",
+ * while FILE exists. --reject: answer 400 to a request whose body contains TEXT. --body: the body
+ * of non-2xx answers. Record line: {"t_ms", "method",
  * "path", "headers": {lowercase name: value}, "body"}. Runs until SIGTERM. */
 #include "../../lib/fake_http.c"
 
@@ -22,7 +23,7 @@ static int script[64];
 static size_t nscript;
 static atomic_size_t seen;
 static long retry_after = -1, delay_ms;
-static const char *fail_while, *error_body = "{\"error\":\"scripted failure\"}";
+static const char *fail_while, *reject, *error_body = "{\"error\":\"scripted failure\"}";
 static volatile sig_atomic_t stop;
 static atomic_long next_id = 1000;
 
@@ -80,6 +81,8 @@ static void on_request(const fake_http_request_t *req, fake_http_reply_t *reply,
     int status = n < nscript ? script[n] : 200;
     if (fail_while != NULL && access(fail_while, F_OK) == 0)
         status = 500;
+    if (reject != NULL && req->body != NULL && strstr(req->body, reject) != NULL)
+        status = 400;
     reply->status = status;
     reply->delay_ms = delay_ms;
     if (status >= 200 && status < 300) {
@@ -119,6 +122,8 @@ int main(int argc, char **argv)
             fail_while = argv[i + 1];
         else if (strcmp(argv[i], "--body") == 0)
             error_body = argv[i + 1];
+        else if (strcmp(argv[i], "--reject") == 0)
+            reject = argv[i + 1];
         else if (strcmp(argv[i], "--script") == 0) {
             char *copy = strdup(argv[i + 1]), *save = NULL;
             for (char *t = strtok_r(copy, ",", &save); t && nscript < 64;
