@@ -42,6 +42,15 @@ typedef struct {
 
 typedef struct send_call send_call_t;
 
+/* A breaker's state as last read from Redis (guard.c). */
+#define SEND_BREAKERS 64
+#define SEND_BREAKER_CACHE_MS 1000
+typedef struct {
+    char key[96]; /* "<tenant>:<provider>"; "" unused */
+    long long read_ms;
+    bool open;
+} send_breaker_t;
+
 /* The worker's state, shared by every handler call (one thread). */
 typedef struct {
     const send_settings_t *s;
@@ -51,6 +60,8 @@ typedef struct {
     imp_redis_t *redis; /* NULL: no rate limit, no breaker */
     send_call_t *calls; /* the latest provider calls, a ring (handler.c) */
     size_t ncalls, capcalls, nextcall;
+    send_breaker_t breakers[SEND_BREAKERS]; /* a ring */
+    size_t nextbreaker;
 } send_t;
 
 /* imp.outbound.message.v1 data; strings borrowed from the event. */

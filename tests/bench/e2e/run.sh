@@ -146,12 +146,14 @@ PY
 
 # wake_snapshot FILE: voluntary context switches (a thread blocking: waiting for a socket, a
 # lock) per process kind, all threads, and of the Postgres backends by their client's
-# application name ("pg:dialog"): a backend wakes about once per round trip.
+# application name ("pg:dialog"): a backend wakes about once per round trip. BENCH_WAKE_THREADS=1
+# splits the processes by thread name ("imperium-send/rdk:broker1").
 wake_snapshot() {
     psql_owner -c "SELECT pid || ' ' || application_name FROM pg_stat_activity
         WHERE backend_type = 'client backend' AND application_name <> ''" >"$1.apps"
-    python3 - "$1" <<'PY'
+    BY_THREAD=${BENCH_WAKE_THREADS:-} python3 - "$1" <<'PY'
 import json, os, sys
+by_thread = os.environ.get("BY_THREAD") == "1"
 apps = {}
 for l in open(sys.argv[1] + ".apps"):
     if l.strip():
@@ -163,15 +165,15 @@ for pid in os.listdir("/proc"):
         continue
     try:
         comm = open(f"/proc/{pid}/comm").read().strip()
-        n = 0
         for t in os.listdir(f"/proc/{pid}/task"):
+            k = apps.get(pid, comm)
+            if by_thread and pid not in apps:
+                k += "/" + open(f"/proc/{pid}/task/{t}/comm").read().strip()
             for l in open(f"/proc/{pid}/task/{t}/status"):
                 if l.startswith("voluntary_ctxt_switches:"):
-                    n += int(l.split()[1])
+                    sw[k] = sw.get(k, 0) + int(l.split()[1])
     except OSError:
         continue
-    k = apps.get(pid, comm)
-    sw[k] = sw.get(k, 0) + n
 json.dump(sw, open(sys.argv[1], "w"))
 PY
 }
