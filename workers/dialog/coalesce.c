@@ -89,19 +89,36 @@ static imp_error_t *load_burst(imp_pg_t *pg, const char *turn_id, burst_t *b, bo
     return NULL;
 }
 
-static imp_error_t *history(imp_pg_t *pg, const char *tenant_id, const char *conv_id,
-                            const char *before_id, json_t *out)
+/* SQL_HISTORY's rows as the turn's history (appended to out). */
+static void history_rows(const imp_pg_result_t *res, json_t *out)
 {
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", DIALOG_HISTORY);
-    const char *params[] = {tenant_id, conv_id, before_id, lim};
-    imp_pg_result_t *res = NULL;
-    imp_error_t *err = imp_pg_exec_cached(pg, SQL_HISTORY, 4, params, &res);
-    for (int r = 0; err == NULL && r < imp_pg_result_rows(res); r++) {
+    for (int r = 0; r < imp_pg_result_rows(res); r++) {
         bool in = strcmp(imp_pg_result_value(res, r, 0), "in") == 0;
         json_array_append_new(out, json_pack("{s:s, s:s}", "role", in ? "user" : "assistant",
                                              "text", imp_pg_result_value(res, r, 1)));
     }
+}
+
+static void history_params(const char *tenant_id, const char *conv_id, const char *before_id,
+                           char lim[16], const char *params[4])
+{
+    snprintf(lim, 16, "%d", DIALOG_HISTORY);
+    params[0] = tenant_id;
+    params[1] = conv_id;
+    params[2] = before_id;
+    params[3] = lim;
+}
+
+static imp_error_t *history(imp_pg_t *pg, const char *tenant_id, const char *conv_id,
+                            const char *before_id, json_t *out)
+{
+    char lim[16];
+    const char *params[4];
+    history_params(tenant_id, conv_id, before_id, lim, params);
+    imp_pg_result_t *res = NULL;
+    imp_error_t *err = imp_pg_exec_cached(pg, SQL_HISTORY, 4, params, &res);
+    if (err == NULL)
+        history_rows(res, out);
     imp_pg_result_free(res);
     return err;
 }
@@ -146,13 +163,17 @@ static json_t *turn_data(const burst_t *b, const burst_msg_t *m, int n, json_t *
     return d;
 }
 
-/* Emit the turn of burst b (its messages m[0..n)), history before its first message row. */
+/* Emit the turn of burst b (its messages m[0..n)), history before its first message row:
+ * hist_rows when it was read already, else read now. */
 static imp_error_t *emit_turn(imp_worker_ctx_t *ctx, const char *tenant_id, const burst_t *b,
-                              const burst_msg_t *m, int n, const char *first_row, const char *opid)
+                              const burst_msg_t *m, int n, const char *first_row, const char *opid,
+                              const imp_pg_result_t *hist_rows)
 {
     json_t *hist = json_array();
     imp_error_t *err = NULL;
-    if (first_row != NULL)
+    if (hist_rows != NULL)
+        history_rows(hist_rows, hist);
+    else if (first_row != NULL)
         err = history(imp_worker_ctx_pg(ctx), tenant_id, b->conv.id, first_row, hist);
     if (err != NULL) {
         json_decref(hist);
@@ -218,7 +239,7 @@ static imp_error_t *emit_burst(imp_worker_ctx_t *ctx, const char *tenant_id, con
     err = imp_opid_derive(b.last_opid, "turn", opid);
     if (err == NULL)
         err = emit_turn(ctx, tenant_id, &b, m, n, n > 0 ? imp_pg_result_value(msgs, 0, 0) : NULL,
-                        opid);
+                        opid, NULL);
     if (err == NULL)
         err = mark(pg, turn_id, "emitted", opid);
 out:
@@ -228,7 +249,9 @@ out:
 }
 
 /* Window 0 and no burst pending: the message is the whole turn, stored as emitted and sent
- * at once (no burst to read back). *done false when a burst is pending (it goes there). */
+ * at once (no burst to read back). *done false when a burst is pending (it goes there). The
+ * history before the message is read in the same round trip (unused when a burst is
+ * pending). */
 static imp_error_t *emit_now(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
                              const dialog_conv_t *conv, const dialog_msg_t *msg, bool *done)
 {
@@ -240,18 +263,26 @@ static imp_error_t *emit_now(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
     snprintf(at, sizeof(at), "%lld", (long long)ev->time_ms);
     const char *params[] = {
         ev->tenantid, conv->id, msg->opid, at, ev->traceparent[0] ? ev->traceparent : NULL, opid};
-    imp_pg_result_t *res = NULL;
-    err = imp_pg_exec_cached(imp_worker_ctx_pg(ctx), SQL_TURN_NOW, 6, params, &res);
-    *done = err == NULL && imp_pg_result_rows(res) == 1;
-    imp_pg_result_free(res);
-    if (err != NULL || !*done)
+    char lim[16];
+    const char *hparams[4];
+    history_params(ev->tenantid, conv->id, msg->row_id, lim, hparams);
+    imp_pg_batch_t *q = imp_pg_batch_new();
+    imp_pg_batch_add_cached(q, SQL_TURN_NOW, 6, params);
+    imp_pg_batch_add_cached(q, SQL_HISTORY, 4, hparams);
+    err = imp_pg_batch_run(imp_worker_ctx_pg(ctx), q);
+    *done = err == NULL && imp_pg_result_rows(imp_pg_batch_result(q, 0)) == 1;
+    if (err != NULL || !*done) {
+        imp_pg_batch_free(q);
         return err;
+    }
     burst_t b = {.received_ms = ev->time_ms, .conv = *conv};
     snprintf(b.last_opid, sizeof(b.last_opid), "%s", msg->opid);
     snprintf(b.traceparent, sizeof(b.traceparent), "%s", ev->traceparent);
     burst_msg_t m = {
         .opid = msg->opid, .body = msg->body, .kind = msg->kind, .provider_id = msg->provider_id};
-    return emit_turn(ctx, ev->tenantid, &b, &m, 1, msg->row_id, opid);
+    err = emit_turn(ctx, ev->tenantid, &b, &m, 1, msg->row_id, opid, imp_pg_batch_result(q, 1));
+    imp_pg_batch_free(q);
+    return err;
 }
 
 imp_error_t *dialog_coalesce_add(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,

@@ -81,22 +81,30 @@ static imp_error_t *parse_draft(const json_t *data, draft_t *d)
 /* The rules of a draft (docs/bot-versions.md): the settings of the bot version that answered
  * it, so a turn is judged by the version that produced it whatever was published since; a
  * draft without one (or naming one the tenant does not have) is judged by tenants.settings. */
+/* With it, in the same round trip, the state of the draft's conversation: whether a manager
+ * has it now (it went to handover while the turn was on its way: an earlier draft failed, or
+ * a manager stepped in). */
 #define SQL_RULES                                                                                  \
-    "SELECT coalesce(v.settings, t.settings)::text, v.id::text FROM tenants t "                    \
+    "SELECT coalesce(v.settings, t.settings)::text, v.id::text, "                                  \
+    "(SELECT c.state FROM conversations c WHERE c.tenant_id = t.id AND c.id = $3::uuid) "          \
+    "FROM tenants t "                                                                              \
     "LEFT JOIN bot_versions v ON v.tenant_id = t.id AND v.id = $2::uuid WHERE t.id = $1"
 
-/* The settings object the draft is judged by (new reference; an empty object when none), and
- * the bot version it came from (*version, or "" for tenants.settings). */
+/* The settings object the draft is judged by (new reference; an empty object when none), the
+ * bot version it came from (*version, or "" for tenants.settings), and whether its
+ * conversation is in handover. */
 static imp_error_t *load_settings(imp_pg_t *pg, const char *tenant, const draft_t *d, json_t **out,
-                                  char version[IMP_UUID_STR_SIZE])
+                                  char version[IMP_UUID_STR_SIZE], bool *handover)
 {
     imp_pg_result_t *res = NULL;
-    const char *params[] = {tenant, d->bot_version};
+    const char *params[] = {tenant, d->bot_version, d->conversation_id};
     version[0] = '\0';
-    imp_error_t *err = imp_pg_exec_cached(pg, SQL_RULES, 2, params, &res);
+    imp_error_t *err = imp_pg_exec_cached(pg, SQL_RULES, 3, params, &res);
     if (err != NULL)
         return err;
     const char *text = imp_pg_result_value(res, 0, 0), *id = imp_pg_result_value(res, 0, 1);
+    const char *state = imp_pg_result_value(res, 0, 2);
+    *handover = state != NULL && strcmp(state, "handover") == 0;
     *out = text ? json_loads(text, 0, NULL) : NULL;
     if (*out == NULL)
         *out = json_object();
@@ -193,24 +201,6 @@ static imp_error_t *hand_over(imp_pg_t *pg, const char *tenant, const draft_t *d
                                 "UPDATE conversations SET state = 'handover', updated_at = now() "
                                 "WHERE tenant_id = $1 AND id = $2::uuid",
                                 2, params);
-}
-
-/* Whether a manager has the conversation now (it went to handover while the turn was on
- * its way: an earlier draft failed, or a manager stepped in). */
-static imp_error_t *in_handover(imp_pg_t *pg, const char *tenant, const draft_t *d, bool *out)
-{
-    *out = false;
-    if (d->conversation_id == NULL)
-        return NULL;
-    imp_pg_result_t *res = NULL;
-    const char *params[] = {tenant, d->conversation_id};
-    imp_error_t *err = imp_pg_exec_cached(
-        pg, "SELECT state FROM conversations WHERE tenant_id = $1 AND id = $2::uuid", 2, params,
-        &res);
-    if (err == NULL && imp_pg_result_rows(res) == 1)
-        *out = strcmp(imp_pg_result_value(res, 0, 0), "handover") == 0;
-    imp_pg_result_free(res);
-    return err;
 }
 
 /* The bot stays silent in a conversation a manager has: the question goes to the manager
@@ -313,9 +303,11 @@ imp_error_t *qc_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *us
     qc_rules_init(&rules);
     if (ev->tenantid[0] == '\0')
         return imp_error_new(IMP_ERR_POISON, "bad_draft", "draft has no tenant");
+    bool escalated = false, handover = false;
     imp_error_t *err = parse_draft(ev->data, &d);
     if (err == NULL)
-        err = load_settings(imp_worker_ctx_pg(ctx), ev->tenantid, &d, &settings, version);
+        err =
+            load_settings(imp_worker_ctx_pg(ctx), ev->tenantid, &d, &settings, version, &handover);
     if (err != NULL)
         goto out;
     int ignored = 0;
@@ -323,10 +315,6 @@ imp_error_t *qc_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *us
     if (ignored > 0)
         IMP_LOG_WARN("invalid qc settings ignored", IMP_LI("count", ignored));
     qc_decision_t dec;
-    bool escalated = false, handover = false;
-    err = in_handover(imp_worker_ctx_pg(ctx), ev->tenantid, &d, &handover);
-    if (err != NULL)
-        goto out;
     if (handover) {
         dec = (qc_decision_t){.pass = false, .reason = "handover"};
         err = forward_path(ctx, ev, &d);
