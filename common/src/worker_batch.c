@@ -358,6 +358,25 @@ static bool stops_batch(const imp_error_t *err)
     return imp_error_class(err) == IMP_ERR_INFRA || imp_error_class(err) == IMP_ERR_FATAL;
 }
 
+/* def.prepare with the items of idx that the inbox did not find done. */
+static void run_prepare(imp_worker_t *w, worker_item_t *items, const size_t *idx, size_t nidx)
+{
+    imp_worker_ctx_t *ctxs = imp_calloc(nidx ? nidx : 1, sizeof(*ctxs));
+    imp_worker_ctx_t **ptrs = imp_calloc(nidx ? nidx : 1, sizeof(*ptrs));
+    size_t n = 0;
+    for (size_t k = 0; k < nidx; k++) {
+        if (items[idx[k]].state == ITEM_DUP)
+            continue;
+        ctxs[n] = (imp_worker_ctx_t){.w = w, .item = &items[idx[k]]};
+        ptrs[n] = &ctxs[n];
+        n++;
+    }
+    if (n > 0)
+        w->def.prepare(ptrs, n, w->def.user);
+    free(ptrs);
+    free(ctxs);
+}
+
 /* A deferred write that failed (imp/pg.h) is the failure of the handler that queued it,
  * whichever later call carried it: its event is labelled with its index. Returns true, with
  * *failed_at that index and the error on the item, when such a failure aborted the batch. */
@@ -399,6 +418,8 @@ static imp_error_t *attempt_batch(imp_worker_t *w, worker_item_t *items, size_t 
     imp_error_t *err = imp_pg_tx_begin(w->pg);
     if (err == NULL)
         err = inbox_claim(w, items, idx, nidx);
+    if (err == NULL && w->def.prepare != NULL && nidx > 0)
+        run_prepare(w, items, idx, nidx);
     for (size_t i = 0; i < n && err == NULL; i++) {
         worker_item_t *it = &items[i];
         if (it->state == ITEM_DUP)
@@ -573,6 +594,11 @@ imp_error_t *imp_worker_emit(imp_worker_ctx_t *ctx, const char *topic, const cha
 const char *imp_worker_ctx_topic(const imp_worker_ctx_t *ctx)
 {
     return ctx->item->msg ? ctx->item->msg->topic : NULL;
+}
+
+const imp_envelope_t *imp_worker_ctx_event(const imp_worker_ctx_t *ctx)
+{
+    return ctx->item->msg ? &ctx->item->ev : NULL;
 }
 
 int32_t imp_worker_ctx_partition(const imp_worker_ctx_t *ctx)

@@ -3,8 +3,9 @@
 # the batch back and runs it again with the failed message set aside; the messages before it
 # were already sent, and they are settled from their calls' results, not claimed and sent
 # again. For Telegram, which takes no idempotency key, a second claim would have recorded each
-# of them `unknown`. Also: a batch that could outlast Kafka's poll interval is refused at
-# start-up.
+# of them `unknown`. Then concurrency: the first message of each conversation of a batch is
+# called at once (IMP_SEND_CONCURRENCY), a conversation's further messages after it, in order.
+# Also: a batch that could outlast Kafka's poll interval is refused at start-up.
 set -euo pipefail
 source "$IMP_SOURCE_DIR/tests/integration/send_lib.sh"
 
@@ -55,6 +56,44 @@ assert_eq "delivery failed events" "$BAD" "$(q "SELECT count(DISTINCT operation_
 assert_eq "no delivery event twice" "$N" "$(q "SELECT count(*) FROM outbox WHERE topic = 'imp.delivery.v1'")"
 assert_eq "usage events of sent messages" $((N - BAD)) "$(q "SELECT count(*) FROM outbox
     WHERE topic = 'imp.usage.v1'")"
+stop_bg "$SEND_PID" 20 || true
+
+# ---- concurrent calls: one per conversation of a batch at once, a conversation's in order ----
+# 8 conversations, the first with 3 messages; the provider answers each request after 1 s.
+T2=22222222-0000-4000-8000-000000000002
+mk_tenant "$T2" batch-2
+start_fake slow --delay-ms 1000
+set_channel "$T2" chatflow "{\"api_url\": \"$FAKE_URL\"}" '{"api_token": "c2"}'
+send_event "$T2" c0-0 chatflow --recipient r0 --text "r0 first" >/dev/null
+for i in 1 2 3 4 5 6 7; do send_event "$T2" "c$i" chatflow --recipient "r$i" --text "r$i only" >/dev/null; done
+send_event "$T2" c0-1 chatflow --recipient r0 --text "r0 second" >/dev/null
+send_event "$T2" c0-2 chatflow --recipient r0 --text "r0 third" >/dev/null
+# A batch waits up to 1 s for the messages of every partition to arrive.
+start_send IMP_WORKER_BATCH=16 IMP_WORKER_BATCH_WAIT=1s IMP_SEND_CONCURRENCY=8 IMP_SEND_TIMEOUT=5s
+wait_for 60 "10 messages sent" at_least 10 \
+    "SELECT count(*) FROM outbound WHERE tenant_id = '$T2' AND state = 'sent'" ||
+    fail "$(q "SELECT count(*) FROM outbound WHERE tenant_id = '$T2' AND state = 'sent'") of 10 sent"
+read -r firsts r0 <<<"$(python3 - "$IMP_TEST_TMP/slow.rec" <<'PY'
+import json, sys
+reqs = [(r["t_ms"], json.loads(r["body"])) for r in map(json.loads, open(sys.argv[1]))]
+first = {}
+for t, b in reqs:
+    first.setdefault(b["chat_id"], t)
+spread = max(first.values()) - min(first.values())
+r0 = [(t, b["text"]) for t, b in reqs if b["chat_id"] == "r0"]
+gaps = [b[0] - a[0] for a, b in zip(r0, r0[1:])]
+order = "in-order" if [x for _, x in r0] == ["r0 first", "r0 second", "r0 third"] else "out-of-order"
+print(spread, f"{order},{min(gaps) if gaps else -1}")
+PY
+)"
+say "first requests of 8 conversations within $firsts ms; r0's three: ${r0}"
+assert_eq "requests" 10 "$(requests slow)"
+[ "$firsts" -lt 1000 ] || fail "the 8 conversations' first calls took $firsts ms to start: not concurrent"
+pass "8 conversations called at once ($firsts ms apart, 1 s per call)"
+[ "${r0%%,*}" = in-order ] || fail "r0's messages went out ${r0%%,*}"
+[ "${r0##*,}" -ge 950 ] || fail "r0's calls overlapped (gap ${r0##*,} ms < the provider's 1 s)"
+pass "a conversation's calls one after the other, in order (gap ${r0##*,} ms)"
+assert_eq "all sent" 0 "$(q "SELECT count(*) FROM outbound WHERE tenant_id = '$T2' AND state <> 'sent'")"
 stop_bg "$SEND_PID" 20 || true
 
 # IMP_WORKER_BATCH x IMP_SEND_TIMEOUT over 240 s: refused, naming both.

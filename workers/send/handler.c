@@ -6,6 +6,8 @@
 #include "imp/opid.h"
 #include "imp/usage.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,8 +194,9 @@ static void classify_failure(const imp_error_t *e, const send_provider_t *p, res
     r->error = imp_asprintf("%s: %s", p->name, imp_error_message(e));
 }
 
-/* One call to the provider (or the sink). */
-static void call(send_t *st, const send_provider_t *p, const send_req_t *req,
+/* One call to the provider (or the sink), with client http (thread-safe for distinct
+ * clients: no logging, no shared state). */
+static void call(imp_http_client_t *http, const send_provider_t *p, const send_req_t *req,
                  const imp_envelope_t *ev, result_t *r)
 {
     memset(r, 0, sizeof(*r));
@@ -209,7 +212,7 @@ static void call(send_t *st, const send_provider_t *p, const send_req_t *req,
                              .body = req->body,
                              .body_len = strlen(req->body),
                              .traceparent = ev->traceparent[0] ? ev->traceparent : NULL};
-    imp_error_t *e = imp_http_request(st->http, &hr, &resp);
+    imp_error_t *e = imp_http_request(http, &hr, &resp);
     if (e == NULL)
         classify_response(resp, p, r);
     else
@@ -289,7 +292,7 @@ static imp_error_t *send_claimed(send_t *st, imp_worker_ctx_t *ctx, const imp_en
 {
     send_call_t *c = call_new(st, ctx, ev);
     c->attempts = attempts;
-    call(st, p, req, ev, &c->r);
+    call(st->http, p, req, ev, &c->r);
     send_guard_result(st, ev->tenantid, p->name, c->r.outcome == OUT_RETRY);
     return settle(st, ctx, ev, m, attempts, &c->r);
 }
@@ -297,9 +300,6 @@ static imp_error_t *send_claimed(send_t *st, imp_worker_ctx_t *ctx, const imp_en
 static imp_error_t *deliver(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
                             const send_msg_t *m, const send_provider_t *p, const send_req_t *req)
 {
-    send_call_t *made = call_find(st, ctx, ev);
-    if (made != NULL)
-        return settle(st, ctx, ev, m, made->attempts, &made->r);
     imp_error_t *err = send_guard_check(st, ev->tenantid, p->name);
     if (err != NULL)
         return err;
@@ -324,26 +324,170 @@ static imp_error_t *deliver(send_t *st, imp_worker_ctx_t *ctx, const imp_envelop
     return err;
 }
 
+/* What a message needs before its call. */
+typedef struct {
+    send_msg_t m;
+    send_channel_t ch;
+    send_req_t req;
+    const send_provider_t *p;
+} prepared_t;
+
+static void prepared_dispose(prepared_t *x)
+{
+    send_req_dispose(&x->req);
+    send_channel_dispose(&x->ch);
+}
+
+/* Its channel, provider and request (x->m parsed already). */
+static imp_error_t *prepare_msg(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                                prepared_t *x)
+{
+    const char *base = NULL;
+    imp_error_t *err = NULL;
+    if (ev->tenantid[0] == '\0')
+        err = imp_error_new(IMP_ERR_POISON, "bad_outbound", "tenantid is missing");
+    if (err == NULL)
+        err = send_channel_load(st, imp_worker_ctx_pg(ctx), ev->tenantid, x->m.channel, &x->ch);
+    if (err == NULL)
+        err = send_route(st, x->m.channel, &x->ch, &x->p, &base);
+    if (err == NULL && x->p->build != NULL)
+        err = x->p->build(&x->m, &x->ch, base, ev->id, &x->req);
+    return err;
+}
+
 imp_error_t *send_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *user)
 {
     send_t *st = user;
-    send_msg_t m;
-    send_channel_t ch = {0};
-    send_req_t req = {0};
-    const send_provider_t *p = NULL;
-    const char *base = NULL;
-    imp_error_t *err = send_parse_msg(ev->data, &m);
-    if (err == NULL && ev->tenantid[0] == '\0')
-        err = imp_error_new(IMP_ERR_POISON, "bad_outbound", "tenantid is missing");
+    prepared_t x = {0};
+    imp_error_t *err = send_parse_msg(ev->data, &x.m);
+    if (err != NULL)
+        return err;
+    /* Called already (in prepare, or in an earlier run of this batch): settle from it. */
+    send_call_t *made = call_find(st, ctx, ev);
+    if (made != NULL)
+        return settle(st, ctx, ev, &x.m, made->attempts, &made->r);
+    err = prepare_msg(st, ctx, ev, &x);
     if (err == NULL)
-        err = send_channel_load(st, imp_worker_ctx_pg(ctx), ev->tenantid, m.channel, &ch);
-    if (err == NULL)
-        err = send_route(st, m.channel, &ch, &p, &base);
-    if (err == NULL && p->build != NULL)
-        err = p->build(&m, &ch, base, ev->id, &req);
-    if (err == NULL)
-        err = deliver(st, ctx, ev, &m, p, &req);
-    send_req_dispose(&req);
-    send_channel_dispose(&ch);
+        err = deliver(st, ctx, ev, &x.m, x.p, &x.req);
+    prepared_dispose(&x);
     return err;
+}
+
+/* ---- concurrent calls of a batch ----------------------------------------------------------- */
+
+typedef struct {
+    const imp_envelope_t *ev;
+    prepared_t x;
+    send_call_t *slot;
+} job_t;
+
+typedef struct {
+    job_t *jobs;
+    size_t n;
+    atomic_size_t next;
+} jobs_t;
+
+typedef struct {
+    jobs_t *q;
+    imp_http_client_t *http;
+} runner_t;
+
+static void *runner_main(void *arg)
+{
+    runner_t *r = arg;
+    for (size_t i; (i = atomic_fetch_add(&r->q->next, 1)) < r->q->n;) {
+        job_t *j = &r->q->jobs[i];
+        call(r->http, j->x.p, &j->x.req, j->ev, &j->slot->r);
+    }
+    return NULL;
+}
+
+/* The jobs' calls on up to st->npool clients at once. */
+static void run_jobs(send_t *st, job_t *jobs, size_t n)
+{
+    jobs_t q = {.jobs = jobs, .n = n};
+    atomic_init(&q.next, 0);
+    size_t nthreads = n < st->npool ? n : st->npool;
+    runner_t *r = imp_calloc(nthreads, sizeof(*r));
+    pthread_t *t = imp_calloc(nthreads, sizeof(*t));
+    size_t started = 0;
+    for (size_t i = 0; i < nthreads; i++) {
+        r[i] = (runner_t){.q = &q, .http = st->pool[i]};
+        if (i > 0 && pthread_create(&t[i], NULL, runner_main, &r[i]) != 0)
+            break;
+        started = i + 1;
+    }
+    runner_main(&r[0]); /* this thread takes its share too */
+    for (size_t i = 1; i < started; i++)
+        pthread_join(t[i], NULL);
+    free(t);
+    free(r);
+}
+
+/* Claim and call, concurrently, the first message of each conversation of the batch that is
+ * due for a call; the handlers then settle them from their results (call_find), and make the
+ * other messages' calls one after the other, in order, as without prepare: a conversation's
+ * messages never overlap, and its first message's call is over before its second's starts. */
+void send_prepare(imp_worker_ctx_t *const *ctx, size_t n, void *user)
+{
+    send_t *st = user;
+    if (st->npool < 2 || n < 2)
+        return;
+    job_t *jobs = imp_calloc(n, sizeof(*jobs));
+    char **keys = imp_calloc(n, sizeof(*keys));
+    size_t njobs = 0, nkeys = 0;
+    for (size_t i = 0; i < n; i++) {
+        const imp_envelope_t *ev = imp_worker_ctx_event(ctx[i]);
+        prepared_t x = {0};
+        imp_error_t *err = send_parse_msg(ev->data, &x.m);
+        if (err != NULL) {
+            imp_error_free(err);
+            continue;
+        }
+        char *key = send_event_key(ev, &x.m);
+        bool seen = false;
+        for (size_t k = 0; k < nkeys && !seen; k++)
+            seen = strcmp(keys[k], key) == 0;
+        if (seen) {
+            free(key);
+            continue;
+        }
+        keys[nkeys++] = key;
+        if (call_find(st, ctx[i], ev) != NULL)
+            continue;
+        send_claim_t c = {0};
+        err = prepare_msg(st, ctx[i], ev, &x);
+        if (err == NULL && x.p->build == NULL) { /* the sink: nothing to wait for */
+            prepared_dispose(&x);
+            continue;
+        }
+        if (err == NULL)
+            err = send_guard_check(st, ev->tenantid, x.p->name);
+        if (err == NULL)
+            err = send_claim(st, ev, &x.m, x.p->idempotent, &c);
+        if (err != NULL || c.kind != CLAIM_SEND) {
+            /* Its handler does it all again and meets the same error or claim. */
+            imp_error_free(err);
+            send_claim_dispose(&c);
+            prepared_dispose(&x);
+            continue;
+        }
+        job_t *j = &jobs[njobs++];
+        j->ev = ev;
+        j->x = x;
+        j->slot = call_new(st, ctx[i], ev);
+        j->slot->attempts = c.attempts;
+        send_claim_dispose(&c);
+    }
+    if (njobs > 0)
+        run_jobs(st, jobs, njobs);
+    for (size_t i = 0; i < njobs; i++) {
+        send_guard_result(st, jobs[i].ev->tenantid, jobs[i].x.p->name,
+                          jobs[i].slot->r.outcome == OUT_RETRY);
+        prepared_dispose(&jobs[i].x);
+    }
+    for (size_t k = 0; k < nkeys; k++)
+        free(keys[k]);
+    free(keys);
+    free(jobs);
 }

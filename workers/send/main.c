@@ -51,6 +51,9 @@ static const imp_config_entry_t table[] = {
      "window of the breaker's failure count", offsetof(send_settings_t, breaker_window_ms)},
     {"IMP_SEND_BREAKER_OPEN", IMP_CFG_DURATION, "30s", 100, 3600000, 0,
      "how long an open breaker stops sends", offsetof(send_settings_t, breaker_open_ms)},
+    {"IMP_SEND_CONCURRENCY", IMP_CFG_INT, "8", 1, 64, 0,
+     "provider calls at once, each to a different conversation of a batch (1: one at a time)",
+     offsetof(send_settings_t, concurrency)},
 };
 
 static const char summary[] =
@@ -86,6 +89,13 @@ static int setup(int argc, char **argv, send_settings_t *s, send_t *st)
                              .allow_cidrs = s->allow_cidrs};
     if (err == NULL)
         err = imp_http_client_new(&ho, &st->http);
+    if (err == NULL) {
+        st->pool = imp_calloc((size_t)s->concurrency, sizeof(*st->pool));
+        st->pool[0] = st->http;
+        st->npool = 1;
+        for (; err == NULL && st->npool < (size_t)s->concurrency; st->npool++)
+            err = imp_http_client_new(&ho, &st->pool[st->npool]);
+    }
     if (err == NULL && s->redis_url[0] != '\0')
         err = imp_redis_new(&(imp_redis_options_t){.url = s->redis_url}, &st->redis);
     if (err != NULL) {
@@ -112,6 +122,7 @@ int main(int argc, char **argv)
         .topics = topics,
         .ntopics = IMP_ARRAY_LEN(topics),
         .handler = send_handle,
+        .prepare = send_prepare,
         .user = &st,
     };
     imp_worker_t *w = NULL;
@@ -128,6 +139,9 @@ int main(int argc, char **argv)
 out:
     send_calls_free(&st);
     imp_pg_free(st.claim_pg);
+    for (size_t i = 1; i < st.npool; i++)
+        imp_http_client_free(st.pool[i]);
+    free(st.pool);
     imp_http_client_free(st.http);
     imp_redis_free(st.redis);
     imp_crypto_wipe(st.key, sizeof(st.key));

@@ -38,6 +38,7 @@ typedef struct {
     long long breaker_failures; /* retriable failures in a breaker window that open it; 0: off */
     long long breaker_window_ms;
     long long breaker_open_ms;
+    long long concurrency; /* provider calls at once, to different conversations of a batch */
 } send_settings_t;
 
 typedef struct send_call send_call_t;
@@ -57,6 +58,8 @@ typedef struct {
     uint8_t key[IMP_CRYPTO_KEY_LEN];
     imp_pg_t *claim_pg; /* second connection: claims and failures commit on their own */
     imp_http_client_t *http;
+    imp_http_client_t **pool; /* npool clients for a batch's concurrent calls (pool[0] is http) */
+    size_t npool;
     imp_redis_t *redis; /* NULL: no rate limit, no breaker */
     send_call_t *calls; /* the latest provider calls, a ring (handler.c) */
     size_t ncalls, capcalls, nextcall;
@@ -123,6 +126,9 @@ char *send_json_take(json_t *obj);
 imp_error_t *send_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *user);
 imp_error_t *send_parse_msg(const json_t *data, send_msg_t *m);
 void send_calls_free(send_t *st);
+/* The runtime's prepare: a batch's first message of each conversation claimed and called
+ * concurrently (docs/send.md). */
+void send_prepare(imp_worker_ctx_t *const *ctx, size_t n, void *user);
 
 /* channel.c: the provider for a channel kind and its base URL ("" for generic). A kind
  * whose base URL is configured empty is sent to the sink. Poison for an unknown kind. */

@@ -256,6 +256,15 @@ typedef struct {
      * worker. Keep one tick short (bound the work it takes): batches wait meanwhile. */
     imp_error_t *(*on_tick)(imp_worker_ctx_t *ctx, void *user);
     long long tick_ms;
+    /* Optional: called once per run of a batch, in its transaction, after the inbox has set
+     * the duplicates aside and before the handlers, with the events about to be handled, in
+     * order (ctx[i] as event i's handler gets it: imp_worker_ctx_pg reads as its tenant; no
+     * emits, no writes). For work that gains from being done for the batch together:
+     * imperium-send makes its provider calls concurrently here. The handler is still called
+     * for every event and decides its outcome, so it must find what prepare did (by message)
+     * and do the work itself where prepare skipped it. Not called for the events of a batch
+     * run one at a time after a failure (those are handled one by one). */
+    void (*prepare)(imp_worker_ctx_t *const *ctx, size_t n, void *user);
 } imp_worker_def_t;
 
 /* Create the runtime: connects to Postgres and Kafka, subscribes. */
@@ -303,6 +312,8 @@ imp_error_t *imp_worker_ctx_set_tenant(imp_worker_ctx_t *ctx, const char *tenant
 
 /* Where the event came from (NULL / -1 inside on_tick). */
 const char *imp_worker_ctx_topic(const imp_worker_ctx_t *ctx);
+/* The event a ctx of prepare or of a handler is about (NULL in on_tick). */
+const imp_envelope_t *imp_worker_ctx_event(const imp_worker_ctx_t *ctx);
 int32_t imp_worker_ctx_partition(const imp_worker_ctx_t *ctx);
 int64_t imp_worker_ctx_offset(const imp_worker_ctx_t *ctx);
 /* The worker's name ("dialog"), for deriving sources and operation ids. */
