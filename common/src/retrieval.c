@@ -431,19 +431,30 @@ void imp_retrieval_lexemes_dispose(imp_retrieval_lexemes_t *l)
     memset(l, 0, sizeof(*l));
 }
 
-static const char LEXEMES_SQL[] = "SELECT imp_kb_query_lexemes($1)";
+char *imp_retrieval_lexemes_param(const char *query)
+{
+    return imp_kb_query_terms(query);
+}
 
 imp_error_t *imp_retrieval_query_lexemes(imp_pg_t *pg, const char *query,
                                          imp_retrieval_lexemes_t *out)
 {
     memset(out, 0, sizeof(*out));
-    char *terms = imp_kb_query_terms(query);
+    char *terms = imp_retrieval_lexemes_param(query);
     const char *params[] = {terms};
     imp_pg_result_t *res = NULL;
-    imp_error_t *err = imp_pg_exec_cached(pg, LEXEMES_SQL, 1, params, &res);
+    imp_error_t *err = imp_pg_exec_cached(pg, IMP_RETRIEVAL_LEXEMES_SQL, 1, params, &res);
     free(terms);
     if (err != NULL)
         return imp_error_prefix(err, "query lexemes");
+    imp_retrieval_lexemes_parse(res, out);
+    imp_pg_result_free(res);
+    return NULL;
+}
+
+void imp_retrieval_lexemes_parse(const imp_pg_result_t *res, imp_retrieval_lexemes_t *out)
+{
+    memset(out, 0, sizeof(*out));
     const char *text = imp_pg_result_value(res, 0, 0);
     json_t *doc = json_loads(text != NULL ? text : "", 0, NULL);
     for (int c = 0; c < IMP_RETRIEVAL_CONFIGS; c++) {
@@ -454,8 +465,6 @@ imp_error_t *imp_retrieval_query_lexemes(imp_pg_t *pg, const char *query,
                 out->lex[c][out->n[c]++] = imp_strdup(json_string_value(json_array_get(arr, i)));
     }
     json_decref(doc);
-    imp_pg_result_free(res);
-    return NULL;
 }
 
 /* ---- fusion ---------------------------------------------------------------------------- */
@@ -610,14 +619,17 @@ static imp_error_t *full_text(imp_pg_t *pg, const imp_retrieval_index_t *idx, co
 {
     if (p->fts_in_postgres)
         return imp_retrieval_fts(pg, idx, query, p->fts_n, fts, nfts);
+    *fts = imp_malloc(p->fts_n * sizeof(**fts));
+    if (p->lexemes != NULL) {
+        imp_retrieval_lexical(idx, p->lexemes, p->fts_n, *fts, nfts);
+        return NULL;
+    }
     imp_retrieval_lexemes_t lexemes = {0};
     imp_error_t *err = imp_retrieval_query_lexemes(pg, query, &lexemes);
-    if (err != NULL)
-        return err;
-    *fts = imp_malloc(p->fts_n * sizeof(**fts));
-    imp_retrieval_lexical(idx, &lexemes, p->fts_n, *fts, nfts);
+    if (err == NULL)
+        imp_retrieval_lexical(idx, &lexemes, p->fts_n, *fts, nfts);
     imp_retrieval_lexemes_dispose(&lexemes);
-    return NULL;
+    return err;
 }
 
 imp_error_t *imp_retrieval_search(imp_pg_t *pg, imp_retrieval_index_t *idx, imp_embedder_t *emb,

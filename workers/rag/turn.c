@@ -108,13 +108,23 @@ static imp_error_t *parse_turn(const json_t *data, turn_t *t)
     "OR (b.state = 'canary' AND t.release_channel = 'canary')) "                                   \
     "ORDER BY b.state = 'canary' DESC LIMIT 1) bv ON true WHERE t.id = $1"
 
-/* The turn's instruction, KB version ("" for none) and bot version ("" for none). */
-static imp_error_t *load_release(imp_pg_t *pg, const char *tenant, release_t *r)
+/* The turn's instruction, KB version ("" for none) and bot version ("" for none); in the same
+ * round trip, the lexemes of the question (for the retrieval, when there is a KB version). */
+static imp_error_t *load_release(imp_pg_t *pg, const char *tenant, const char *question,
+                                 release_t *r, imp_retrieval_lexemes_t *lexemes)
 {
-    imp_pg_result_t *res = NULL;
     const char *params[] = {tenant};
+    char *terms = imp_retrieval_lexemes_param(question);
+    const char *lparams[] = {terms};
     memset(r, 0, sizeof(*r));
-    imp_error_t *err = imp_pg_exec_cached(pg, SQL_RELEASE, 1, params, &res);
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    imp_pg_batch_add_cached(b, SQL_RELEASE, 1, params);
+    imp_pg_batch_add_cached(b, IMP_RETRIEVAL_LEXEMES_SQL, 1, lparams);
+    free(terms);
+    imp_error_t *err = imp_pg_batch_run(pg, b);
+    const imp_pg_result_t *res = imp_pg_batch_result(b, 0);
+    if (err == NULL)
+        imp_retrieval_lexemes_parse(imp_pg_batch_result(b, 1), lexemes);
     if (err == NULL && imp_pg_result_rows(res) == 1) {
         const char *ins = imp_pg_result_value(res, 0, 0);
         const char *ver = imp_pg_result_value(res, 0, 1);
@@ -127,7 +137,7 @@ static imp_error_t *load_release(imp_pg_t *pg, const char *tenant, release_t *r)
             imp_pg_result_get_int64(res, 0, 3, &r->bot_number);
         }
     }
-    imp_pg_result_free(res);
+    imp_pg_batch_free(b);
     return err;
 }
 
@@ -313,7 +323,8 @@ static imp_error_t *emit_usage(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, 
 
 /* Retrieval over the version (an empty result when the tenant has none). */
 static imp_error_t *retrieve(imp_pg_t *pg, const imp_envelope_t *ev, const char *version,
-                             const char *question, imp_retrieval_result_t *res)
+                             const char *question, const imp_retrieval_lexemes_t *lexemes,
+                             imp_retrieval_result_t *res)
 {
     if (version[0] == '\0')
         return NULL;
@@ -321,6 +332,7 @@ static imp_error_t *retrieve(imp_pg_t *pg, const imp_envelope_t *ev, const char 
     imp_error_t *err = imp_retrieval_cache_get(rag.cache, pg, ev->tenantid, version, &idx);
     imp_retrieval_params_t params = IMP_RETRIEVAL_PARAMS_DEFAULT;
     params.k = (size_t)rag_settings.top_k;
+    params.lexemes = lexemes;
     if (err == NULL)
         err = imp_retrieval_search(pg, idx, rag.embedder, question, &params, res);
     imp_retrieval_index_unref(idx);
@@ -335,6 +347,7 @@ imp_error_t *rag_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *u
     long long t0 = mono_ms();
     turn_t t = {0};
     release_t rel = {0};
+    imp_retrieval_lexemes_t lexemes = {0};
     imp_retrieval_result_t res = {0};
     answer_t a = {0};
     imp_pg_t *pg = imp_worker_ctx_pg(ctx);
@@ -344,9 +357,9 @@ imp_error_t *rag_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *u
     if (err == NULL)
         err = parse_turn(ev->data, &t);
     if (err == NULL)
-        err = load_release(pg, ev->tenantid, &rel);
+        err = load_release(pg, ev->tenantid, t.question, &rel, &lexemes);
     if (err == NULL)
-        err = retrieve(pg, ev, rel.kb_version, t.question, &res);
+        err = retrieve(pg, ev, rel.kb_version, t.question, &lexemes, &res);
     if (err == NULL && rel.kb_version[0] == '\0')
         a = (answer_t){.mode = "none", .failure = "no_kb", .answer = imp_strdup("")};
     else if (err == NULL)
@@ -361,6 +374,7 @@ imp_error_t *rag_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *u
                      IMP_LI("hits", res.n), IMP_LS("failure", a.failure ? a.failure : ""),
                      IMP_LI("bot_version", rel.bot_number));
     free(a.answer);
+    imp_retrieval_lexemes_dispose(&lexemes);
     imp_retrieval_result_dispose(&res);
     free(rel.instruction);
     return err;

@@ -126,6 +126,9 @@ typedef struct {
     double rrf_k;         /* reciprocal rank fusion constant */
     double dense_floor;   /* cosine at or below which the dense factor of the confidence is 0 */
     double dense_full;    /* cosine at or above which it is 1 */
+    /* The query's lexemes when the caller read them already (imp_retrieval_lexemes_parse of
+     * IMP_RETRIEVAL_LEXEMES_SQL, sent with statements of its own); NULL: read them here. */
+    const struct imp_retrieval_lexemes *lexemes;
 } imp_retrieval_params_t;
 
 /* dense_floor and dense_full suit the hash embedder (a question and the chunk that answers
@@ -174,7 +177,7 @@ typedef struct {
 
 /* The lexemes of a query under the three configurations, as Postgres analyses it (parser,
  * Snowball stemmers, stop words) after imp_kb_query_terms dropped our own stop words. */
-typedef struct {
+typedef struct imp_retrieval_lexemes {
     char **lex[IMP_RETRIEVAL_CONFIGS];
     size_t n[IMP_RETRIEVAL_CONFIGS];
 } imp_retrieval_lexemes_t;
@@ -183,6 +186,11 @@ typedef struct {
  * outside a transaction, with any tenant. */
 imp_error_t *imp_retrieval_query_lexemes(imp_pg_t *pg, const char *query,
                                          imp_retrieval_lexemes_t *out);
+/* The same in parts, for a caller that sends the statement in a batch of its own: the
+ * statement (one parameter), its parameter for a query (new string), and its result. */
+#define IMP_RETRIEVAL_LEXEMES_SQL "SELECT imp_kb_query_lexemes($1)"
+char *imp_retrieval_lexemes_param(const char *query);
+void imp_retrieval_lexemes_parse(const imp_pg_result_t *res, imp_retrieval_lexemes_t *out);
 void imp_retrieval_lexemes_dispose(imp_retrieval_lexemes_t *l);
 
 /* Full-text candidates in memory: BM25 (k1 1.2, b 0.75, a heading occurrence counts twice)
