@@ -35,13 +35,10 @@
     "WHERE id = $2::uuid AND EXISTS (SELECT 1 FROM m)) "                                           \
     "SELECT id::text FROM m"
 
-imp_error_t *dialog_load_tenant(imp_pg_t *pg, const char *tenant_id, dialog_tenant_t *out)
+#define SQL_CONV_BY_KEY "SELECT " SQL_CONV_COLS " FROM conversations WHERE conversation_key = $1"
+
+static void tenant_from_row(const imp_pg_result_t *res, dialog_tenant_t *out)
 {
-    imp_pg_result_t *res = NULL;
-    const char *params[] = {tenant_id};
-    imp_error_t *err = imp_pg_exec_cached(pg, SQL_TENANT, 1, params, &res);
-    if (err != NULL)
-        return err;
     out->coalesce_ms = DIALOG_DEFAULT_COALESCE_MS;
     const char *w = imp_pg_result_value(res, 0, 0);
     char *end = NULL;
@@ -50,8 +47,17 @@ imp_error_t *dialog_load_tenant(imp_pg_t *pg, const char *tenant_id, dialog_tena
         out->coalesce_ms = v > DIALOG_MAX_COALESCE_MS ? DIALOG_MAX_COALESCE_MS : v;
     const char *m = imp_pg_result_value(res, 0, 1);
     snprintf(out->manager_chat_id, sizeof(out->manager_chat_id), "%s", m ? m : "");
+}
+
+imp_error_t *dialog_load_tenant(imp_pg_t *pg, const char *tenant_id, dialog_tenant_t *out)
+{
+    imp_pg_result_t *res = NULL;
+    const char *params[] = {tenant_id};
+    imp_error_t *err = imp_pg_exec_cached(pg, SQL_TENANT, 1, params, &res);
+    if (err == NULL)
+        tenant_from_row(res, out);
     imp_pg_result_free(res);
-    return NULL;
+    return err;
 }
 
 static void conv_from_row(const imp_pg_result_t *res, dialog_conv_t *c)
@@ -70,9 +76,8 @@ imp_error_t *dialog_load_conv(imp_pg_t *pg, const char *id, const char *key, dia
     const char *params[] = {id ? id : key};
     imp_error_t *err = imp_pg_exec_cached(
         pg,
-        id ? "SELECT " SQL_CONV_COLS " FROM conversations WHERE id = $1::uuid"
-           : "SELECT " SQL_CONV_COLS " FROM conversations WHERE conversation_key = $1",
-        1, params, &res);
+        id ? "SELECT " SQL_CONV_COLS " FROM conversations WHERE id = $1::uuid" : SQL_CONV_BY_KEY, 1,
+        params, &res);
     if (err != NULL)
         return err;
     *found = imp_pg_result_rows(res) == 1;
@@ -108,16 +113,16 @@ static const char *body_of(json_t *data)
     return caption[0] ? caption : NULL;
 }
 
+/* The conversation of key: conv when found (read with the tenant), else inserted now. */
 static imp_error_t *upsert_conv(imp_pg_t *pg, const imp_envelope_t *ev, const char *channel,
-                                const char *key, const char *customer, dialog_conv_t *conv)
+                                const char *key, const char *customer, dialog_conv_t *conv,
+                                bool found)
 {
-    bool found = false;
-    imp_error_t *err = dialog_load_conv(pg, NULL, key, conv, &found);
-    if (err != NULL || found)
-        return err;
+    if (found)
+        return NULL;
     imp_pg_result_t *res = NULL;
     const char *params[] = {ev->tenantid, channel, key, customer};
-    err = imp_pg_exec_cached(pg, SQL_CONV_INSERT, 4, params, &res);
+    imp_error_t *err = imp_pg_exec_cached(pg, SQL_CONV_INSERT, 4, params, &res);
     if (err == NULL && imp_pg_result_rows(res) == 1)
         conv_from_row(res, conv);
     else if (err == NULL) /* inserted meanwhile by another transaction */
@@ -175,14 +180,15 @@ static char *customer_json(json_t *data, const char *recipient)
 }
 
 static imp_error_t *on_customer(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
-                                const dialog_tenant_t *tenant, const char *channel, const char *key)
+                                const dialog_tenant_t *tenant, const char *channel, const char *key,
+                                dialog_conv_t *conv_found, bool found)
 {
     imp_pg_t *pg = imp_worker_ctx_pg(ctx);
     char *customer = customer_json(ev->data, recipient_of(ev->data, channel, key));
-    dialog_conv_t conv;
+    dialog_conv_t conv = *conv_found;
     dialog_msg_t msg = {0};
     char row_id[24];
-    imp_error_t *err = upsert_conv(pg, ev, channel, key, customer, &conv);
+    imp_error_t *err = upsert_conv(pg, ev, channel, key, customer, &conv, found);
     if (err == NULL)
         err = insert_message(pg, ev, conv.id, customer, &msg, row_id);
     free(customer);
@@ -208,12 +214,27 @@ imp_error_t *dialog_on_message(imp_worker_ctx_t *ctx, const imp_envelope_t *ev)
     const char *key = dialog_str(ev->data, "conversation_key");
     if (channel[0] == '\0' || key[0] == '\0')
         return dialog_bad("data.channel or data.conversation_key is missing");
+    /* The tenant's settings and the conversation, if it exists, in one round trip (a
+     * manager's message has no use for the latter). */
     dialog_tenant_t tenant;
-    imp_error_t *err = dialog_load_tenant(imp_worker_ctx_pg(ctx), ev->tenantid, &tenant);
+    dialog_conv_t conv = {0};
+    const char *tparams[] = {ev->tenantid}, *cparams[] = {key};
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    imp_pg_batch_add_cached(b, SQL_TENANT, 1, tparams);
+    imp_pg_batch_add_cached(b, SQL_CONV_BY_KEY, 1, cparams);
+    imp_error_t *err = imp_pg_batch_run(imp_worker_ctx_pg(ctx), b);
+    bool found = false;
+    if (err == NULL) {
+        tenant_from_row(imp_pg_batch_result(b, 0), &tenant);
+        found = imp_pg_result_rows(imp_pg_batch_result(b, 1)) == 1;
+        if (found)
+            conv_from_row(imp_pg_batch_result(b, 1), &conv);
+    }
+    imp_pg_batch_free(b);
     if (err != NULL)
         return err;
     if (strcmp(channel, "telegram") == 0 && tenant.manager_chat_id[0] != '\0' &&
         strcmp(dialog_str(ev->data, "chat.id"), tenant.manager_chat_id) == 0)
         return dialog_on_manager(ctx, ev, &tenant);
-    return on_customer(ctx, ev, &tenant, channel, key);
+    return on_customer(ctx, ev, &tenant, channel, key, &conv, found);
 }
