@@ -338,20 +338,27 @@ static void prepared_dispose(prepared_t *x)
     send_channel_dispose(&x->ch);
 }
 
+/* Its provider and request (x->m parsed, x->ch loaded). */
+static imp_error_t *prepare_req(send_t *st, const imp_envelope_t *ev, prepared_t *x)
+{
+    const char *base = NULL;
+    imp_error_t *err = send_route(st, x->m.channel, &x->ch, &x->p, &base);
+    if (err == NULL && x->p->build != NULL)
+        err = x->p->build(&x->m, &x->ch, base, ev->id, &x->req);
+    return err;
+}
+
 /* Its channel, provider and request (x->m parsed already). */
 static imp_error_t *prepare_msg(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
                                 prepared_t *x)
 {
-    const char *base = NULL;
     imp_error_t *err = NULL;
     if (ev->tenantid[0] == '\0')
         err = imp_error_new(IMP_ERR_POISON, "bad_outbound", "tenantid is missing");
     if (err == NULL)
         err = send_channel_load(st, imp_worker_ctx_pg(ctx), ev->tenantid, x->m.channel, &x->ch);
     if (err == NULL)
-        err = send_route(st, x->m.channel, &x->ch, &x->p, &base);
-    if (err == NULL && x->p->build != NULL)
-        err = x->p->build(&x->m, &x->ch, base, ev->id, &x->req);
+        err = prepare_req(st, ev, x);
     return err;
 }
 
@@ -376,10 +383,33 @@ imp_error_t *send_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, void *
 /* ---- concurrent calls of a batch ----------------------------------------------------------- */
 
 typedef struct {
+    imp_worker_ctx_t *ctx;
     const imp_envelope_t *ev;
     prepared_t x;
     send_call_t *slot;
 } job_t;
+
+/* A channel read once per batch for its (tenant, kind). */
+typedef struct {
+    const char *tenant, *kind; /* borrowed from the event that read it */
+    send_channel_t ch;
+    bool ok;
+} chan_t;
+
+static const chan_t *batch_channel(send_t *st, imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                                   const char *kind, chan_t *chans, size_t *nchans)
+{
+    for (size_t i = 0; i < *nchans; i++)
+        if (strcmp(chans[i].tenant, ev->tenantid) == 0 && strcmp(chans[i].kind, kind) == 0)
+            return &chans[i];
+    chan_t *c = &chans[(*nchans)++];
+    c->tenant = ev->tenantid;
+    c->kind = kind;
+    imp_error_t *err = send_channel_load(st, imp_worker_ctx_pg(ctx), ev->tenantid, kind, &c->ch);
+    c->ok = err == NULL;
+    imp_error_free(err); /* its messages' handlers meet it again */
+    return c;
+}
 
 typedef struct {
     job_t *jobs;
@@ -400,6 +430,38 @@ static void *runner_main(void *arg)
         call(r->http, j->x.p, &j->x.req, j->ev, &j->slot->r);
     }
     return NULL;
+}
+
+/* Claim the jobs' messages in one round trip; keep those claimed fresh (the others are left
+ * to their handlers), each with its call slot. */
+static void claim_jobs(send_t *st, job_t *jobs, size_t *njobs)
+{
+    size_t n = *njobs, kept = 0;
+    if (n == 0)
+        return;
+    const imp_envelope_t **evs = imp_calloc(n, sizeof(*evs));
+    const send_msg_t **ms = imp_calloc(n, sizeof(*ms));
+    bool *fresh = imp_calloc(n, sizeof(*fresh));
+    for (size_t i = 0; i < n; i++) {
+        evs[i] = jobs[i].ev;
+        ms[i] = &jobs[i].x.m;
+    }
+    imp_error_t *err = send_claim_new_many(st, evs, ms, n, fresh);
+    imp_error_free(err); /* nothing claimed: the handlers claim one by one */
+    for (size_t i = 0; i < n; i++) {
+        if (!fresh[i]) {
+            prepared_dispose(&jobs[i].x);
+            continue;
+        }
+        job_t j = jobs[i];
+        j.slot = call_new(st, j.ctx, j.ev);
+        j.slot->attempts = 1;
+        jobs[kept++] = j;
+    }
+    *njobs = kept;
+    free(fresh);
+    free(ms);
+    free(evs);
 }
 
 /* The jobs' calls on up to st->npool clients at once. */
@@ -427,7 +489,10 @@ static void run_jobs(send_t *st, job_t *jobs, size_t n)
 /* Claim and call, concurrently, the first message of each conversation of the batch that is
  * due for a call; the handlers then settle them from their results (call_find), and make the
  * other messages' calls one after the other, in order, as without prepare: a conversation's
- * messages never overlap, and its first message's call is over before its second's starts. */
+ * messages never overlap, and its first message's call is over before its second's starts.
+ * A message that meets anything but the common case here (a bad event, a missing channel, a
+ * guard, a row claimed before) is left to its handler, which meets it again and decides. The
+ * channels are read once per (tenant, kind) and the claims made in one round trip. */
 void send_prepare(imp_worker_ctx_t *const *ctx, size_t n, void *user)
 {
     send_t *st = user;
@@ -435,7 +500,8 @@ void send_prepare(imp_worker_ctx_t *const *ctx, size_t n, void *user)
         return;
     job_t *jobs = imp_calloc(n, sizeof(*jobs));
     char **keys = imp_calloc(n, sizeof(*keys));
-    size_t njobs = 0, nkeys = 0;
+    chan_t *chans = imp_calloc(n, sizeof(*chans));
+    size_t njobs = 0, nkeys = 0, nchans = 0;
     for (size_t i = 0; i < n; i++) {
         const imp_envelope_t *ev = imp_worker_ctx_event(ctx[i]);
         prepared_t x = {0};
@@ -453,32 +519,28 @@ void send_prepare(imp_worker_ctx_t *const *ctx, size_t n, void *user)
             continue;
         }
         keys[nkeys++] = key;
-        if (call_find(st, ctx[i], ev) != NULL)
+        if (call_find(st, ctx[i], ev) != NULL || ev->tenantid[0] == '\0')
             continue;
-        send_claim_t c = {0};
-        err = prepare_msg(st, ctx[i], ev, &x);
+        const chan_t *c = batch_channel(st, ctx[i], ev, x.m.channel, chans, &nchans);
+        if (!c->ok)
+            continue;
+        x.ch.settings = json_incref(c->ch.settings);
+        x.ch.secrets = json_incref(c->ch.secrets);
+        err = prepare_req(st, ev, &x);
         if (err == NULL && x.p->build == NULL) { /* the sink: nothing to wait for */
             prepared_dispose(&x);
             continue;
         }
         if (err == NULL)
             err = send_guard_check(st, ev->tenantid, x.p->name);
-        if (err == NULL)
-            err = send_claim(st, ev, &x.m, x.p->idempotent, &c);
-        if (err != NULL || c.kind != CLAIM_SEND) {
-            /* Its handler does it all again and meets the same error or claim. */
+        if (err != NULL) {
             imp_error_free(err);
-            send_claim_dispose(&c);
             prepared_dispose(&x);
             continue;
         }
-        job_t *j = &jobs[njobs++];
-        j->ev = ev;
-        j->x = x;
-        j->slot = call_new(st, ctx[i], ev);
-        j->slot->attempts = c.attempts;
-        send_claim_dispose(&c);
+        jobs[njobs++] = (job_t){.ctx = ctx[i], .ev = ev, .x = x};
     }
+    claim_jobs(st, jobs, &njobs);
     if (njobs > 0)
         run_jobs(st, jobs, njobs);
     for (size_t i = 0; i < njobs; i++) {
@@ -488,6 +550,9 @@ void send_prepare(imp_worker_ctx_t *const *ctx, size_t n, void *user)
     }
     for (size_t k = 0; k < nkeys; k++)
         free(keys[k]);
+    for (size_t k = 0; k < nchans; k++)
+        send_channel_dispose(&chans[k].ch);
+    free(chans);
     free(keys);
     free(jobs);
 }

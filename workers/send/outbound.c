@@ -146,6 +146,29 @@ static imp_error_t *claim_new(send_t *st, const imp_envelope_t *ev, const send_m
     return err;
 }
 
+imp_error_t *send_claim_new_many(send_t *st, const imp_envelope_t *const *evs,
+                                 const send_msg_t *const *ms, size_t n, bool *fresh)
+{
+    imp_pg_batch_t *b = imp_pg_batch_new();
+    imp_pg_batch_add_cached(b, SQL_LOCK_TIMEOUT, 0, NULL);
+    for (size_t i = 0; i < n; i++) {
+        const char *tenant[] = {evs[i]->tenantid};
+        const char *ins[] = {evs[i]->tenantid, evs[i]->id,       ms[i]->conversation_id,
+                             ms[i]->channel,   ms[i]->recipient, ms[i]->purpose,
+                             ms[i]->text};
+        imp_pg_batch_add_cached(b, IMP_PG_SET_TENANT_SQL, 1, tenant);
+        imp_pg_batch_add_cached(b, SQL_CLAIM_NEW, 7, ins);
+    }
+    imp_error_t *err = imp_pg_batch_run(st->claim_pg, b);
+    for (size_t i = 0; i < n; i++) {
+        const imp_pg_result_t *res = imp_pg_batch_result(b, 2 + 2 * i);
+        fresh[i] = err == NULL && imp_pg_result_rows(res) == 1 &&
+                   strcmp(imp_pg_result_value(res, 0, 0), "t") == 0;
+    }
+    imp_pg_batch_free(b);
+    return err;
+}
+
 imp_error_t *send_claim(send_t *st, const imp_envelope_t *ev, const send_msg_t *m, bool idempotent,
                         send_claim_t *out)
 {

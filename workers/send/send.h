@@ -159,6 +159,12 @@ void send_claim_dispose(send_claim_t *c);
 /* On the claim connection, committed before returning. */
 imp_error_t *send_claim(send_t *st, const imp_envelope_t *ev, const send_msg_t *m, bool idempotent,
                         send_claim_t *out);
+/* The common case of send_claim for n messages at once, in one transaction and one round
+ * trip: fresh[i] when message i is new and now claimed (sending, attempt 1). An existing row
+ * is left alone (fresh[i] false: send_claim decides it under its lock). On error nothing is
+ * claimed. */
+imp_error_t *send_claim_new_many(send_t *st, const imp_envelope_t *const *evs,
+                                 const send_msg_t *const *ms, size_t n, bool *fresh);
 /* Back to pending after a retriable failure (committed); wait_ms > 0: not before then. */
 imp_error_t *send_release(send_t *st, const imp_envelope_t *ev, const char *error,
                           long long wait_ms);
