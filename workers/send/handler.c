@@ -31,8 +31,10 @@ typedef struct {
 /* The calls this process made, by the Kafka message that asked for them: the runtime runs a
  * batch's handlers again when it rolls the batch back (a later event failed, a commit failed),
  * and a message whose call was made is then settled from its result instead of being claimed
- * and sent again. A message at the same offset of the same partition can only come again to
- * this process before it commits, so an old entry is harmless; the ring only bounds memory. */
+ * and sent again. The same message (topic, partition, offset) comes to this process again
+ * only when its batch did not commit (then its call was made and its result stands) or as a
+ * duplicate the inbox sets aside, so an old entry is harmless; the ring, twice a batch, only
+ * bounds memory. */
 struct send_call {
     char id[IMP_UUID_STR_SIZE];
     char topic[64];
