@@ -36,6 +36,17 @@ imp_error_t *imp_error_new(imp_err_class_t cls, const char *code, const char *fm
     return err;
 }
 
+imp_error_t *imp_error_copy(const imp_error_t *err)
+{
+    imp_error_t *c = imp_calloc(1, sizeof(*c));
+    c->cls = err->cls;
+    c->code = imp_strdup(err->code);
+    c->message = imp_strdup(err->message);
+    c->detail = err->detail ? imp_strdup(err->detail) : NULL;
+    c->retry_after_ms = err->retry_after_ms;
+    return c;
+}
+
 void imp_error_free(imp_error_t *err)
 {
     if (err == NULL)

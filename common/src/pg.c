@@ -1098,10 +1098,7 @@ static imp_error_t *blame_deferred(imp_pg_t *pg, imp_error_t *err, const imp_pg_
     pg->err_deferred = true;
     err = imp_error_prefix(err, "deferred statement");
     if (pg->defer_fail == NULL) {
-        pg->defer_fail =
-            imp_error_new(imp_error_class(err), imp_error_code(err), "%s", imp_error_message(err));
-        if (imp_error_detail(err) != NULL)
-            imp_error_set_detail(pg->defer_fail, imp_error_detail(err));
+        pg->defer_fail = imp_error_copy(err);
         pg->defer_fail_label = b->stmts[failed].label;
     }
     return err;

@@ -358,11 +358,11 @@ static bool stops_batch(const imp_error_t *err)
     return imp_error_class(err) == IMP_ERR_INFRA || imp_error_class(err) == IMP_ERR_FATAL;
 }
 
-/* def.prepare with the items of idx that the inbox did not find done. */
+/* def.prepare with the items of idx (nidx > 0) that the inbox did not find done. */
 static void run_prepare(imp_worker_t *w, worker_item_t *items, const size_t *idx, size_t nidx)
 {
-    imp_worker_ctx_t *ctxs = imp_calloc(nidx ? nidx : 1, sizeof(*ctxs));
-    imp_worker_ctx_t **ptrs = imp_calloc(nidx ? nidx : 1, sizeof(*ptrs));
+    imp_worker_ctx_t *ctxs = imp_calloc(nidx, sizeof(*ctxs));
+    imp_worker_ctx_t **ptrs = imp_calloc(nidx, sizeof(*ptrs));
     size_t n = 0;
     for (size_t k = 0; k < nidx; k++) {
         if (items[idx[k]].state == ITEM_DUP)
@@ -387,10 +387,7 @@ static bool blame_deferred(imp_worker_t *w, worker_item_t *items, size_t n, size
     if (e == NULL || j >= n || stops_batch(e))
         return false;
     imp_error_free(items[j].fail);
-    items[j].fail =
-        imp_error_new(imp_error_class(e), imp_error_code(e), "%s", imp_error_message(e));
-    if (imp_error_detail(e) != NULL)
-        imp_error_set_detail(items[j].fail, imp_error_detail(e));
+    items[j].fail = imp_error_copy(e);
     *failed_at = j;
     return true;
 }

@@ -113,13 +113,12 @@ static const char *body_of(json_t *data)
     return caption[0] ? caption : NULL;
 }
 
-/* The conversation of key: conv when found (read with the tenant), else inserted now. */
-static imp_error_t *upsert_conv(imp_pg_t *pg, const imp_envelope_t *ev, const char *channel,
-                                const char *key, const char *customer, dialog_conv_t *conv,
-                                bool found)
+/* A conversation not found with the tenant: inserted now (or read, when another transaction
+ * inserted it meanwhile). */
+static imp_error_t *insert_conv(imp_pg_t *pg, const imp_envelope_t *ev, const char *channel,
+                                const char *key, const char *customer, dialog_conv_t *conv)
 {
-    if (found)
-        return NULL;
+    bool found = false;
     imp_pg_result_t *res = NULL;
     const char *params[] = {ev->tenantid, channel, key, customer};
     imp_error_t *err = imp_pg_exec_cached(pg, SQL_CONV_INSERT, 4, params, &res);
@@ -181,14 +180,18 @@ static char *customer_json(json_t *data, const char *recipient)
 
 static imp_error_t *on_customer(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
                                 const dialog_tenant_t *tenant, const char *channel, const char *key,
-                                dialog_conv_t *conv_found, bool found)
+                                const dialog_conv_t *found)
 {
     imp_pg_t *pg = imp_worker_ctx_pg(ctx);
     char *customer = customer_json(ev->data, recipient_of(ev->data, channel, key));
-    dialog_conv_t conv = *conv_found;
+    dialog_conv_t conv = {0};
     dialog_msg_t msg = {0};
     char row_id[24];
-    imp_error_t *err = upsert_conv(pg, ev, channel, key, customer, &conv, found);
+    imp_error_t *err = NULL;
+    if (found != NULL)
+        conv = *found;
+    else
+        err = insert_conv(pg, ev, channel, key, customer, &conv);
     if (err == NULL)
         err = insert_message(pg, ev, conv.id, customer, &msg, row_id);
     free(customer);
@@ -236,5 +239,5 @@ imp_error_t *dialog_on_message(imp_worker_ctx_t *ctx, const imp_envelope_t *ev)
     if (strcmp(channel, "telegram") == 0 && tenant.manager_chat_id[0] != '\0' &&
         strcmp(dialog_str(ev->data, "chat.id"), tenant.manager_chat_id) == 0)
         return dialog_on_manager(ctx, ev, &tenant);
-    return on_customer(ctx, ev, &tenant, channel, key, &conv, found);
+    return on_customer(ctx, ev, &tenant, channel, key, found ? &conv : NULL);
 }

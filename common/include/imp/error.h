@@ -23,6 +23,8 @@ typedef struct imp_error imp_error_t;
 imp_error_t *imp_error_new(imp_err_class_t cls, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void imp_error_free(imp_error_t *err);
+/* A new error equal to err (class, code, message, detail, retry-after). */
+imp_error_t *imp_error_copy(const imp_error_t *err);
 
 imp_err_class_t imp_error_class(const imp_error_t *err);
 const char *imp_error_code(const imp_error_t *err);

@@ -109,6 +109,29 @@ START_TEST(detail)
 }
 END_TEST
 
+START_TEST(copy_is_equal_and_independent)
+{
+    imp_error_t *e = imp_error_new(IMP_ERR_RETRIABLE, "23505", "deferred statement: %s", "dup");
+    imp_error_set_detail(e, "Key (id)=(1) already exists.");
+    imp_error_set_retry_after_ms(e, 1500);
+    imp_error_t *c = imp_error_copy(e);
+    imp_error_free(e); /* the copy owns its strings */
+    ck_assert_int_eq(imp_error_class(c), IMP_ERR_RETRIABLE);
+    ck_assert_str_eq(imp_error_code(c), "23505");
+    ck_assert_str_eq(imp_error_message(c), "deferred statement: dup");
+    ck_assert_str_eq(imp_error_detail(c), "Key (id)=(1) already exists.");
+    ck_assert_int_eq(imp_error_retry_after_ms(c), 1500);
+    imp_error_free(c);
+
+    imp_error_t *plain = imp_error_new(IMP_ERR_POISON, "x", "no detail");
+    imp_error_t *pc = imp_error_copy(plain);
+    ck_assert_ptr_null(imp_error_detail(pc));
+    ck_assert_int_eq(imp_error_retry_after_ms(pc), 0);
+    imp_error_free(plain);
+    imp_error_free(pc);
+}
+END_TEST
+
 START_TEST(retry_after_hint)
 {
     imp_error_t *err = imp_error_new(IMP_ERR_RETRIABLE, "http_429", "slow down");
@@ -133,6 +156,7 @@ static Suite *error_suite(void)
     tcase_add_test(tc, class_unknown);
     tcase_add_test(tc, prefix);
     tcase_add_test(tc, detail);
+    tcase_add_test(tc, copy_is_equal_and_independent);
     suite_add_tcase(s, tc);
     return s;
 }
