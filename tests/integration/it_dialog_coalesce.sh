@@ -64,5 +64,24 @@ assert_eq "turn events for the 20 bursts" 20 "$(grep -c '"generic:k' "$IMP_TEST_
 assert_eq "distinct ids" 20 "$(grep '"generic:k' "$IMP_TEST_TMP/t2" | jq -r .id | sort -u | wc -l)"
 assert_eq "every turn holds both messages" 20 "$(grep '"generic:k' "$IMP_TEST_TMP/t2" | jq -r 'select(.n == 2) | .id' | wc -l)"
 assert_eq "message rows" 43 "$(q "SELECT count(*) FROM messages")"
+
+# ---- window 0 with a burst left pending from a larger window ---------------------------
+# The window is still 6 s: the first message waits; at 0 the second one takes the pending
+# burst with it at once: one turn holding both.
+msg flush 1 "first" | "$BIN/dialog_feed" >/dev/null
+flush_turns() {
+    printf "SELECT count(*) FROM turns t JOIN conversations c ON c.id = t.conversation_id
+        WHERE c.conversation_key = 'generic:flush' AND t.state = '%s'" "$1"
+}
+wait_for 30 "the first message pending" at_least 1 "$(flush_turns pending)"
+q "UPDATE tenants SET settings = '{\"coalesce_ms\": 0}' WHERE id = '$TENANT'" >/dev/null
+msg flush 2 "second" | "$BIN/dialog_feed" >/dev/null
+wait_for 30 "the burst emitted" at_least 1 "$(flush_turns emitted)"
+sleep 1
+assert_eq "flush: turns rows" "0 1" "$(q "$(flush_turns pending)") $(q "$(flush_turns emitted)")"
+turns_on_kafka >"$IMP_TEST_TMP/t3"
+assert_eq "flush: one turn holding both messages" "first
+second|2" "$(grep '"generic:flush"' "$IMP_TEST_TMP/t3" | jq -r '.q + "|" + (.n | tostring)')"
+assert_eq "message rows" 45 "$(q "SELECT count(*) FROM messages")"
 assert_eq "dead letters" 0 "$(q "SELECT count(*) FROM dead_letters")"
-pass "a burst of 3 -> one turn; 20 bursts pending across kill -9 -> 20 turns"
+pass "a burst of 3 -> one turn; 20 bursts pending across kill -9 -> 20 turns; window 0 takes a pending burst along"

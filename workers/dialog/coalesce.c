@@ -52,8 +52,7 @@
 #define SQL_HISTORY                                                                                \
     "SELECT direction, body FROM (SELECT id, direction, body FROM messages "                       \
     "WHERE tenant_id = $1::uuid AND conversation_id = $2::uuid AND id < $3::bigint "               \
-    "AND body IS NOT NULL AND (direction = 'in' OR payload->>'purpose' IN "                        \
-    "('answer', 'safe_reply', 'manager_reply')) ORDER BY id DESC LIMIT $4::int) h ORDER BY id"
+    "AND " DIALOG_SQL_HISTORY_FILTER " ORDER BY id DESC LIMIT $4::int) h ORDER BY id"
 
 #define SQL_BURST_DONE                                                                             \
     "UPDATE turns SET state = $2, operation_id = $3::uuid, emitted_at = now() "                    \
@@ -89,13 +88,17 @@ static imp_error_t *load_burst(imp_pg_t *pg, const char *turn_id, burst_t *b, bo
     return NULL;
 }
 
-/* SQL_HISTORY's rows as the turn's history (appended to out). */
-static void history_rows(const imp_pg_result_t *res, json_t *out)
+/* History rows (direction and body in columns col and col + 1; a row whose direction is
+ * NULL holds none) as the turn's history (appended to out). */
+static void history_rows(const imp_pg_result_t *res, int col, json_t *out)
 {
     for (int r = 0; r < imp_pg_result_rows(res); r++) {
-        bool in = strcmp(imp_pg_result_value(res, r, 0), "in") == 0;
+        const char *dir = imp_pg_result_value(res, r, col);
+        if (dir == NULL)
+            continue;
+        bool in = strcmp(dir, "in") == 0;
         json_array_append_new(out, json_pack("{s:s, s:s}", "role", in ? "user" : "assistant",
-                                             "text", imp_pg_result_value(res, r, 1)));
+                                             "text", imp_pg_result_value(res, r, col + 1)));
     }
 }
 
@@ -118,7 +121,7 @@ static imp_error_t *history(imp_pg_t *pg, const char *tenant_id, const char *con
     imp_pg_result_t *res = NULL;
     imp_error_t *err = imp_pg_exec_cached(pg, SQL_HISTORY, 4, params, &res);
     if (err == NULL)
-        history_rows(res, out);
+        history_rows(res, 0, out);
     imp_pg_result_free(res);
     return err;
 }
@@ -164,15 +167,15 @@ static json_t *turn_data(const burst_t *b, const burst_msg_t *m, int n, json_t *
 }
 
 /* Emit the turn of burst b (its messages m[0..n)), history before its first message row:
- * hist_rows when it was read already, else read now. */
+ * hist_rows (from column hist_col) when it was read already, else read now. */
 static imp_error_t *emit_turn(imp_worker_ctx_t *ctx, const char *tenant_id, const burst_t *b,
                               const burst_msg_t *m, int n, const char *first_row, const char *opid,
-                              const imp_pg_result_t *hist_rows)
+                              const imp_pg_result_t *hist_rows, int hist_col)
 {
     json_t *hist = json_array();
     imp_error_t *err = NULL;
     if (hist_rows != NULL)
-        history_rows(hist_rows, hist);
+        history_rows(hist_rows, hist_col, hist);
     else if (first_row != NULL)
         err = history(imp_worker_ctx_pg(ctx), tenant_id, b->conv.id, first_row, hist);
     if (err != NULL) {
@@ -239,7 +242,7 @@ static imp_error_t *emit_burst(imp_worker_ctx_t *ctx, const char *tenant_id, con
     err = imp_opid_derive(b.last_opid, "turn", opid);
     if (err == NULL)
         err = emit_turn(ctx, tenant_id, &b, m, n, n > 0 ? imp_pg_result_value(msgs, 0, 0) : NULL,
-                        opid, NULL);
+                        opid, NULL, 0);
     if (err == NULL)
         err = mark(pg, turn_id, "emitted", opid);
 out:
@@ -271,18 +274,23 @@ static imp_error_t *emit_now(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
     imp_pg_batch_add_cached(q, SQL_HISTORY, 4, hparams);
     err = imp_pg_batch_run(imp_worker_ctx_pg(ctx), q);
     *done = err == NULL && imp_pg_result_rows(imp_pg_batch_result(q, 0)) == 1;
-    if (err != NULL || !*done) {
-        imp_pg_batch_free(q);
-        return err;
-    }
+    if (err == NULL && *done)
+        err = dialog_emit_stored_turn(ctx, ev, conv, msg, opid, imp_pg_batch_result(q, 1), 0);
+    imp_pg_batch_free(q);
+    return err;
+}
+
+imp_error_t *dialog_emit_stored_turn(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                                     const dialog_conv_t *conv, const dialog_msg_t *msg,
+                                     const char *turn_opid, const imp_pg_result_t *hist,
+                                     int hist_col)
+{
     burst_t b = {.received_ms = ev->time_ms, .conv = *conv};
     snprintf(b.last_opid, sizeof(b.last_opid), "%s", msg->opid);
     snprintf(b.traceparent, sizeof(b.traceparent), "%s", ev->traceparent);
     burst_msg_t m = {
         .opid = msg->opid, .body = msg->body, .kind = msg->kind, .provider_id = msg->provider_id};
-    err = emit_turn(ctx, ev->tenantid, &b, &m, 1, msg->row_id, opid, imp_pg_batch_result(q, 1));
-    imp_pg_batch_free(q);
-    return err;
+    return emit_turn(ctx, ev->tenantid, &b, &m, 1, msg->row_id, turn_opid, hist, hist_col);
 }
 
 imp_error_t *dialog_coalesce_add(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,

@@ -51,11 +51,25 @@ typedef struct {
     const char *provider_id; /* the channel's message id; NULL when none */
 } dialog_msg_t;
 
+/* The messages a turn's history holds: customer messages and what the customer was answered
+ * (forwards and escalations went to the manager). */
+#define DIALOG_SQL_HISTORY_FILTER                                                                  \
+    "body IS NOT NULL AND (direction = 'in' OR payload->>'purpose' IN "                            \
+    "('answer', 'safe_reply', 'manager_reply'))"
+
 /* coalesce.c: add a stored message to its conversation's pending burst; emit the burst now
  * when the window is 0. */
 imp_error_t *dialog_coalesce_add(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
                                  const dialog_conv_t *conv, const dialog_msg_t *msg,
                                  long long window_ms);
+/* A window-0 turn of msg alone, its `turns` row already stored as emitted with operation id
+ * turn_opid (inbound.c stores it with the message): emit it. hist: the history before the
+ * message, direction and body in columns hist_col and hist_col + 1 (rows whose direction is
+ * NULL skipped); NULL for none. */
+imp_error_t *dialog_emit_stored_turn(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                                     const dialog_conv_t *conv, const dialog_msg_t *msg,
+                                     const char *turn_opid, const imp_pg_result_t *hist,
+                                     int hist_col);
 /* The runtime's on_tick: emit every due burst (up to tick_batch). */
 imp_error_t *dialog_tick(imp_worker_ctx_t *ctx, void *user);
 

@@ -37,6 +37,60 @@
 
 #define SQL_CONV_BY_KEY "SELECT " SQL_CONV_COLS " FROM conversations WHERE conversation_key = $1"
 
+/* Window 0 (docs/dialog.md): a message that is new is its turn, stored as emitted in the same
+ * statement as the message, so the turn exists exactly when the message was inserted now. */
+#define SQL_TURN_OF(conv, from)                                                                    \
+    "INSERT INTO turns (tenant_id, conversation_id, message_ids, last_message_id, "                \
+    "first_received_at, due_at, traceparent, state, operation_id, emitted_at) "                    \
+    "SELECT $1::uuid, " conv ", ARRAY[$3::uuid], $3::uuid, to_timestamp($9::bigint / 1000.0), "    \
+    "to_timestamp($9::bigint / 1000.0), $10, 'emitted', $11::uuid, now() FROM " from
+
+/* A conversation found in `bot`: the message, the conversation's customer details and last
+ * time, the turn unless a burst is pending (left from a larger window), and the history
+ * before the message: one row per history message (direction NULL: none), or no row when
+ * the message was stored before. */
+#define SQL_RECEIVE_NOW                                                                            \
+    "WITH m AS (INSERT INTO messages (tenant_id, conversation_id, direction, operation_id, kind, " \
+    "body, payload, provider_message_id) VALUES ($1::uuid, $2::uuid, 'in', $3::uuid, $4, $5, "     \
+    "$6::jsonb, $7) ON CONFLICT (operation_id) DO NOTHING RETURNING id), "                         \
+    "c AS (UPDATE conversations SET customer = customer || $8::jsonb, updated_at = now(), "        \
+    "last_message_at = greatest(last_message_at, to_timestamp($9::bigint / 1000.0)) "              \
+    "WHERE id = $2::uuid AND EXISTS (SELECT 1 FROM m)), "                                          \
+    "t AS (" SQL_TURN_OF(                                                                          \
+        "$2::uuid", "m WHERE NOT EXISTS (SELECT 1 FROM turns "                                     \
+                    "WHERE tenant_id = $1::uuid AND conversation_id = $2::uuid "                   \
+                    "AND state = 'pending')") " RETURNING 1) "                                     \
+                                              "SELECT m.id::text, (SELECT count(*) FROM t), "      \
+                                              "h.direction, h.body FROM m "                        \
+                                              "LEFT JOIN LATERAL (SELECT id, direction, body "     \
+                                              "FROM messages WHERE tenant_id = $1::uuid "          \
+                                              "AND conversation_id = $2::uuid AND id < m.id "      \
+                                              "AND " DIALOG_SQL_HISTORY_FILTER " "                 \
+                                              "AND EXISTS (SELECT 1 FROM t) ORDER BY id DESC "     \
+                                              "LIMIT $12::int) h ON true ORDER BY h.id"
+
+/* A conversation not found: inserted with its customer details and last time, the message,
+ * and its turn (a new conversation has no history and no burst). One row: the conversation
+ * (SQL_CONV_COLS), the message's row id (NULL: stored before), the turns inserted, and two
+ * NULL history columns; no row when another transaction inserted the conversation meanwhile.
+ * $2 is the channel kind here, $12 the conversation key. */
+#define SQL_RECEIVE_NEW                                                                            \
+    "WITH cv AS (INSERT INTO conversations (tenant_id, channel_id, channel_kind, "                 \
+    "conversation_key, customer, last_message_at) VALUES ($1::uuid, (SELECT id FROM channels "     \
+    "WHERE tenant_id = $1::uuid AND kind = $2 ORDER BY (name = 'default') DESC, created_at "       \
+    "LIMIT 1), $2, $12, $8::jsonb, to_timestamp($9::bigint / 1000.0)) "                            \
+    "ON CONFLICT (tenant_id, conversation_key) DO NOTHING "                                        \
+    "RETURNING id, state, channel_kind, conversation_key, customer), "                             \
+    "m AS (INSERT INTO messages (tenant_id, conversation_id, direction, operation_id, kind, "      \
+    "body, payload, provider_message_id) SELECT $1::uuid, cv.id, 'in', $3::uuid, $4, $5, "         \
+    "$6::jsonb, $7 FROM cv ON CONFLICT (operation_id) DO NOTHING "                                 \
+    "RETURNING id AS row_id, conversation_id), "                                                   \
+    "t AS (" SQL_TURN_OF("m.conversation_id",                                                      \
+                         "m") " RETURNING 1) "                                                     \
+                              "SELECT " SQL_CONV_COLS                                              \
+                              ", row_id::text, (SELECT count(*) FROM t), NULL::text, NULL::text "  \
+                              "FROM cv LEFT JOIN m ON true"
+
 static void tenant_from_row(const imp_pg_result_t *res, dialog_tenant_t *out)
 {
     out->coalesce_ms = DIALOG_DEFAULT_COALESCE_MS;
@@ -130,36 +184,106 @@ static imp_error_t *insert_conv(imp_pg_t *pg, const imp_envelope_t *ev, const ch
     return err;
 }
 
-/* Insert the message (and touch its conversation); msg->row_id NULL when its operation id
- * is already there. row_id is msg's storage (at least 24 bytes). */
-static imp_error_t *insert_message(imp_pg_t *pg, const imp_envelope_t *ev, const char *conv_id,
-                                   const char *customer, dialog_msg_t *msg, char *row_id)
+/* The message's columns, the parameters $1 … $9 of SQL_MESSAGE_INSERT ($2 the conversation
+ * id, $8 the customer details; both left NULL here); msg's fields point into ev. */
+typedef struct {
+    char *payload;
+    char ms[32];
+    const char *params[12];
+} msg_row_t;
+
+static void msg_row(const imp_envelope_t *ev, msg_row_t *row, dialog_msg_t *msg)
 {
     json_t *payload = json_object();
     json_object_set(payload, "message", json_object_get(ev->data, "message"));
     if (json_object_get(ev->data, "sender") != NULL)
         json_object_set(payload, "sender", json_object_get(ev->data, "sender"));
     json_object_set_new(payload, "received_at_ms", json_integer(ev->time_ms));
-    char *ptext = json_dumps(payload, JSON_COMPACT);
+    row->payload = json_dumps(payload, JSON_COMPACT);
     json_decref(payload);
     const char *kind = dialog_str(ev->data, "message.kind");
     const char *pid = dialog_str(ev->data, "message.id");
-    char ms[32];
-    snprintf(ms, sizeof(ms), "%lld", (long long)ev->time_ms);
+    snprintf(row->ms, sizeof(row->ms), "%lld", (long long)ev->time_ms);
     *msg = (dialog_msg_t){.opid = ev->id,
                           .body = body_of(ev->data),
                           .kind = kind[0] ? kind : "text",
                           .provider_id = pid[0] ? pid : NULL};
-    const char *params[] = {ev->tenantid, conv_id,          ev->id,   msg->kind, msg->body,
-                            ptext,        msg->provider_id, customer, ms};
+    const char *p[] = {ev->tenantid,     NULL, ev->id, msg->kind, msg->body, row->payload,
+                       msg->provider_id, NULL, row->ms};
+    memcpy(row->params, p, sizeof(p));
+}
+
+/* Insert the message (and touch its conversation); msg->row_id NULL when its operation id
+ * is already there. row_id is msg's storage (at least 24 bytes). */
+static imp_error_t *insert_message(imp_pg_t *pg, const imp_envelope_t *ev, const char *conv_id,
+                                   const char *customer, dialog_msg_t *msg, char *row_id)
+{
+    msg_row_t row;
+    msg_row(ev, &row, msg);
+    row.params[1] = conv_id;
+    row.params[7] = customer;
     imp_pg_result_t *res = NULL;
-    imp_error_t *err = imp_pg_exec_cached(pg, SQL_MESSAGE_INSERT, 9, params, &res);
+    imp_error_t *err = imp_pg_exec_cached(pg, SQL_MESSAGE_INSERT, 9, row.params, &res);
     if (err == NULL && imp_pg_result_rows(res) == 1) {
         snprintf(row_id, 24, "%s", imp_pg_result_value(res, 0, 0));
         msg->row_id = row_id;
     }
     imp_pg_result_free(res);
-    free(ptext);
+    free(row.payload);
+    return err;
+}
+
+/* Window 0 and a conversation not in handover (found NULL: none found): the message, the
+ * conversation when new, and the turn in one statement, then the turn's event. *handled
+ * false only when the conversation was inserted meanwhile by another transaction; nothing
+ * was written then. */
+static imp_error_t *receive_now(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                                const char *channel, const char *key, const char *customer,
+                                const dialog_conv_t *found, bool *handled)
+{
+    imp_pg_t *pg = imp_worker_ctx_pg(ctx);
+    char turn_opid[IMP_UUID_STR_SIZE], lim[16], row_id[24];
+    dialog_msg_t msg;
+    msg_row_t row;
+    *handled = false;
+    imp_error_t *err = imp_opid_derive(ev->id, "turn", turn_opid);
+    if (err != NULL)
+        return err;
+    msg_row(ev, &row, &msg);
+    snprintf(lim, sizeof(lim), "%d", DIALOG_HISTORY);
+    row.params[1] = found ? found->id : channel;
+    row.params[7] = customer;
+    row.params[9] = ev->traceparent[0] ? ev->traceparent : NULL;
+    row.params[10] = turn_opid;
+    row.params[11] = found ? lim : key;
+    imp_pg_result_t *res = NULL;
+    err = imp_pg_exec_cached(pg, found ? SQL_RECEIVE_NOW : SQL_RECEIVE_NEW, 12, row.params, &res);
+    free(row.payload);
+    if (err != NULL || imp_pg_result_rows(res) == 0) {
+        /* none: a message stored before (found), or a conversation inserted meanwhile */
+        *handled = err != NULL || found != NULL;
+        imp_pg_result_free(res);
+        return err;
+    }
+    *handled = true;
+    dialog_conv_t conv = {0};
+    int col = 0;
+    if (found != NULL) {
+        conv = *found;
+    } else {
+        conv_from_row(res, &conv);
+        col = 5;
+    }
+    const char *rid = imp_pg_result_value(res, 0, col);
+    if (rid != NULL) { /* else stored before: nothing more */
+        snprintf(row_id, sizeof(row_id), "%s", rid);
+        msg.row_id = row_id;
+        if (strcmp(imp_pg_result_value(res, 0, col + 1), "0") != 0)
+            err = dialog_emit_stored_turn(ctx, ev, &conv, &msg, turn_opid, res, col + 2);
+        else /* a burst is pending: the message joins it, and it leaves now */
+            err = dialog_coalesce_add(ctx, ev, &conv, &msg, 0);
+    }
+    imp_pg_result_free(res);
     return err;
 }
 
@@ -188,6 +312,14 @@ static imp_error_t *on_customer(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
     dialog_msg_t msg = {0};
     char row_id[24];
     imp_error_t *err = NULL;
+    if (tenant->coalesce_ms == 0 && (found == NULL || strcmp(found->state, "handover") != 0)) {
+        bool handled = false;
+        err = receive_now(ctx, ev, channel, key, customer, found, &handled);
+        if (err != NULL || handled) {
+            free(customer);
+            return err;
+        }
+    }
     if (found != NULL)
         conv = *found;
     else

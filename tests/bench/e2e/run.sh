@@ -113,10 +113,18 @@ print(f"replies {n}/{len(ack)} span_ms {span} replies_per_s {n * 1000 / max(span
 PY
 }
 
-# cpu_snapshot FILE: CPU ticks (user + system) per command name of every process right now.
+# cpu_snapshot FILE: CPU ticks (user + system) per command name of every process right now,
+# the Postgres backends by their client's application name ("pg:imperium/dialog").
 cpu_snapshot() {
+    psql_owner -c "SELECT pid || ' ' || application_name FROM pg_stat_activity
+        WHERE backend_type = 'client backend' AND application_name <> ''" >"$1.apps"
     python3 - "$1" <<'PY'
 import json, os, sys
+apps = {}
+for l in open(sys.argv[1] + ".apps"):
+    if l.strip():
+        pid, app = l.split(maxsplit=1)
+        apps[pid] = "pg:" + app.strip()
 use = {}
 for pid in os.listdir("/proc"):
     if not pid.isdigit():
@@ -125,7 +133,7 @@ for pid in os.listdir("/proc"):
         st = open(f"/proc/{pid}/stat").read()
     except OSError:
         continue
-    comm = st[st.index("(") + 1:st.rindex(")")]
+    comm = apps.get(pid, st[st.index("(") + 1:st.rindex(")")])
     f = st[st.rindex(")") + 2:].split()
     use[comm] = use.get(comm, 0) + int(f[11]) + int(f[12])
 json.dump(use, open(sys.argv[1], "w"))
@@ -140,7 +148,7 @@ n, hz = int(sys.argv[3]), int(sys.argv[4])
 d = {k: b[k] - a.get(k, 0) for k in b if b[k] - a.get(k, 0) > 0}
 tot = sum(d.values())
 print("  CPU per message (us): " + ", ".join(f"{k} {v * 1e6 / hz / n:.0f}"
-      for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:12]) + f"; all {tot * 1e6 / hz / n:.0f}")
+      for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:16]) + f"; all {tot * 1e6 / hz / n:.0f}")
 PY
 }
 
