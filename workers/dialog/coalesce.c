@@ -16,11 +16,8 @@
     "INSERT INTO turns (tenant_id, conversation_id, message_ids, last_message_id, "                \
     "first_received_at, due_at, traceparent) VALUES ($1::uuid, $2::uuid, ARRAY[$3::uuid], "        \
     "$3::uuid, to_timestamp($4::bigint / 1000.0), "                                                \
-    "to_timestamp($4::bigint / 1000.0) + $5::bigint * interval '1 millisecond', $6) "              \
-    "ON CONFLICT (tenant_id, conversation_id) WHERE state = 'pending' DO UPDATE "                  \
-    "SET message_ids = turns.message_ids || EXCLUDED.message_ids, "                                \
-    "last_message_id = EXCLUDED.last_message_id, traceparent = EXCLUDED.traceparent "              \
-    "RETURNING id::text"
+    "to_timestamp($4::bigint / 1000.0) + $5::bigint * interval '1 millisecond', "                  \
+    "$6) " DIALOG_SQL_BURST_JOIN " RETURNING id::text"
 
 #define SQL_TURN_NOW                                                                               \
     "INSERT INTO turns (tenant_id, conversation_id, message_ids, last_message_id, "                \

@@ -57,6 +57,13 @@ typedef struct {
     "body IS NOT NULL AND (direction = 'in' OR payload->>'purpose' IN "                            \
     "('answer', 'safe_reply', 'manager_reply'))"
 
+/* A message joining its conversation's pending burst (`turns` row): the burst's messages
+ * grow, its due time stays. */
+#define DIALOG_SQL_BURST_JOIN                                                                      \
+    "ON CONFLICT (tenant_id, conversation_id) WHERE state = 'pending' DO UPDATE "                  \
+    "SET message_ids = turns.message_ids || EXCLUDED.message_ids, "                                \
+    "last_message_id = EXCLUDED.last_message_id, traceparent = EXCLUDED.traceparent"
+
 /* coalesce.c: add a stored message to its conversation's pending burst; emit the burst now
  * when the window is 0. */
 imp_error_t *dialog_coalesce_add(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,

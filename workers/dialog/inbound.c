@@ -37,59 +37,85 @@
 
 #define SQL_CONV_BY_KEY "SELECT " SQL_CONV_COLS " FROM conversations WHERE conversation_key = $1"
 
-/* Window 0 (docs/dialog.md): a message that is new is its turn, stored as emitted in the same
- * statement as the message, so the turn exists exactly when the message was inserted now. */
-#define SQL_TURN_OF(conv, from)                                                                    \
-    "INSERT INTO turns (tenant_id, conversation_id, message_ids, last_message_id, "                \
-    "first_received_at, due_at, traceparent, state, operation_id, emitted_at) "                    \
-    "SELECT $1::uuid, " conv ", ARRAY[$3::uuid], $3::uuid, to_timestamp($9::bigint / 1000.0), "    \
-    "to_timestamp($9::bigint / 1000.0), $10, 'emitted', $11::uuid, now() FROM " from
+/* A customer message not in handover, in one statement (docs/dialog.md): the message (`m`),
+ * then its turn (`t`) only when the message was inserted now, so a redelivered message never
+ * gets a second turn. $1 … $9 as for SQL_MESSAGE_INSERT, $10 the traceparent, $11 the turn's
+ * operation id (window 0) or the window in ms. */
+#define SQL_RECV_MESSAGE(values)                                                                   \
+    "m AS (INSERT INTO messages (tenant_id, conversation_id, direction, operation_id, kind, "      \
+    "body, payload, provider_message_id) " values " ON CONFLICT (operation_id) DO NOTHING "        \
+    "RETURNING id AS row_id, conversation_id)"
 
-/* A conversation found in `bot`: the message, the conversation's customer details and last
- * time, the turn unless a burst is pending (left from a larger window), and the history
- * before the message: one row per history message (direction NULL: none), or no row when
+#define SQL_RECV_TURN_COLS                                                                         \
+    "t AS (INSERT INTO turns (tenant_id, conversation_id, message_ids, last_message_id, "          \
+    "first_received_at, due_at, traceparent"
+
+/* Window 0: the message is the turn, stored as emitted (unless a burst left from a larger
+ * window is pending: cond). */
+#define SQL_RECV_TURN_NOW(cond)                                                                    \
+    SQL_RECV_TURN_COLS ", state, operation_id, emitted_at) SELECT $1::uuid, m.conversation_id, "   \
+                       "ARRAY[$3::uuid], $3::uuid, to_timestamp($9::bigint / 1000.0), "            \
+                       "to_timestamp($9::bigint / 1000.0), $10, 'emitted', $11::uuid, now() "      \
+                       "FROM m" cond " RETURNING 1)"
+
+/* A window: the message starts the conversation's pending burst or joins it. */
+#define SQL_RECV_BURST                                                                             \
+    SQL_RECV_TURN_COLS ") SELECT $1::uuid, m.conversation_id, ARRAY[$3::uuid], $3::uuid, "         \
+                       "to_timestamp($9::bigint / 1000.0), to_timestamp($9::bigint / 1000.0) + "   \
+                       "$11::bigint * interval '1 millisecond', $10 FROM m " DIALOG_SQL_BURST_JOIN \
+                       " RETURNING 1)"
+
+/* A conversation found ($2 its id): the message, the conversation's customer details and
+ * last time (`c`), the turn, and (hist) the history before the message. One row per history
+ * message (direction NULL: none): the message's row id and the turns inserted; no row when
  * the message was stored before. */
-#define SQL_RECEIVE_NOW                                                                            \
-    "WITH m AS (INSERT INTO messages (tenant_id, conversation_id, direction, operation_id, kind, " \
-    "body, payload, provider_message_id) VALUES ($1::uuid, $2::uuid, 'in', $3::uuid, $4, $5, "     \
-    "$6::jsonb, $7) ON CONFLICT (operation_id) DO NOTHING RETURNING id), "                         \
+#define SQL_RECV_VALUES "VALUES ($1::uuid, $2::uuid, 'in', $3::uuid, $4, $5, $6::jsonb, $7)"
+#define SQL_RECV_TOUCH                                                                             \
     "c AS (UPDATE conversations SET customer = customer || $8::jsonb, updated_at = now(), "        \
     "last_message_at = greatest(last_message_at, to_timestamp($9::bigint / 1000.0)) "              \
-    "WHERE id = $2::uuid AND EXISTS (SELECT 1 FROM m)), "                                          \
-    "t AS (" SQL_TURN_OF(                                                                          \
-        "$2::uuid", "m WHERE NOT EXISTS (SELECT 1 FROM turns "                                     \
-                    "WHERE tenant_id = $1::uuid AND conversation_id = $2::uuid "                   \
-                    "AND state = 'pending')") " RETURNING 1) "                                     \
-                                              "SELECT m.id::text, (SELECT count(*) FROM t), "      \
-                                              "h.direction, h.body FROM m "                        \
-                                              "LEFT JOIN LATERAL (SELECT id, direction, body "     \
-                                              "FROM messages WHERE tenant_id = $1::uuid "          \
-                                              "AND conversation_id = $2::uuid AND id < m.id "      \
-                                              "AND " DIALOG_SQL_HISTORY_FILTER " "                 \
-                                              "AND EXISTS (SELECT 1 FROM t) ORDER BY id DESC "     \
-                                              "LIMIT $12::int) h ON true ORDER BY h.id"
+    "WHERE id = $2::uuid AND EXISTS (SELECT 1 FROM m))"
+#define SQL_RECV_FOUND_ROW                                                                         \
+    "SELECT m.row_id::text, (SELECT count(*) FROM t), h.direction, h.body FROM m"
+#define SQL_RECV_FOUND(turn, hist)                                                                 \
+    "WITH " SQL_RECV_MESSAGE(SQL_RECV_VALUES) ", " SQL_RECV_TOUCH ", " turn " " SQL_RECV_FOUND_ROW \
+                                              " " hist
 
-/* A conversation not found: inserted with its customer details and last time, the message,
- * and its turn (a new conversation has no history and no burst). One row: the conversation
- * (SQL_CONV_COLS), the message's row id (NULL: stored before), the turns inserted, and two
- * NULL history columns; no row when another transaction inserted the conversation meanwhile.
- * $2 is the channel kind here, $12 the conversation key. */
-#define SQL_RECEIVE_NEW                                                                            \
-    "WITH cv AS (INSERT INTO conversations (tenant_id, channel_id, channel_kind, "                 \
-    "conversation_key, customer, last_message_at) VALUES ($1::uuid, (SELECT id FROM channels "     \
+/* The history ($12 messages at most), read only when the turn leaves now. */
+#define SQL_RECV_HISTORY                                                                           \
+    "LEFT JOIN LATERAL (SELECT id, direction, body FROM messages WHERE tenant_id = $1::uuid "      \
+    "AND conversation_id = $2::uuid AND id < m.row_id AND " DIALOG_SQL_HISTORY_FILTER " "          \
+    "AND EXISTS (SELECT 1 FROM t) ORDER BY id DESC LIMIT $12::int) h ON true ORDER BY h.id"
+
+#define SQL_RECV_PENDING                                                                           \
+    " WHERE NOT EXISTS (SELECT 1 FROM turns WHERE tenant_id = $1::uuid "                           \
+    "AND conversation_id = $2::uuid AND state = 'pending')"
+
+#define SQL_RECEIVE_FOUND_NOW SQL_RECV_FOUND(SQL_RECV_TURN_NOW(SQL_RECV_PENDING), SQL_RECV_HISTORY)
+#define SQL_RECV_NO_HISTORY "CROSS JOIN (SELECT NULL::text, NULL::text) h(direction, body)"
+#define SQL_RECEIVE_FOUND_BURST SQL_RECV_FOUND(SQL_RECV_BURST, SQL_RECV_NO_HISTORY)
+
+/* A conversation not found ($2 the channel kind, $12 the key): inserted with its customer
+ * details and last time, then the message and the turn (a new conversation has no history
+ * and no burst). One row: the conversation (SQL_CONV_COLS), the message's row id (NULL:
+ * stored before), the turns inserted and two NULL history columns; no row when another
+ * transaction inserted the conversation meanwhile (nothing is written then). */
+#define SQL_RECV_CONV                                                                              \
+    "cv AS (INSERT INTO conversations (tenant_id, channel_id, channel_kind, conversation_key, "    \
+    "customer, last_message_at) VALUES ($1::uuid, (SELECT id FROM channels "                       \
     "WHERE tenant_id = $1::uuid AND kind = $2 ORDER BY (name = 'default') DESC, created_at "       \
     "LIMIT 1), $2, $12, $8::jsonb, to_timestamp($9::bigint / 1000.0)) "                            \
     "ON CONFLICT (tenant_id, conversation_key) DO NOTHING "                                        \
-    "RETURNING id, state, channel_kind, conversation_key, customer), "                             \
-    "m AS (INSERT INTO messages (tenant_id, conversation_id, direction, operation_id, kind, "      \
-    "body, payload, provider_message_id) SELECT $1::uuid, cv.id, 'in', $3::uuid, $4, $5, "         \
-    "$6::jsonb, $7 FROM cv ON CONFLICT (operation_id) DO NOTHING "                                 \
-    "RETURNING id AS row_id, conversation_id), "                                                   \
-    "t AS (" SQL_TURN_OF("m.conversation_id",                                                      \
-                         "m") " RETURNING 1) "                                                     \
-                              "SELECT " SQL_CONV_COLS                                              \
-                              ", row_id::text, (SELECT count(*) FROM t), NULL::text, NULL::text "  \
-                              "FROM cv LEFT JOIN m ON true"
+    "RETURNING id, state, channel_kind, conversation_key, customer)"
+#define SQL_RECV_CONV_VALUES "SELECT $1::uuid, cv.id, 'in', $3::uuid, $4, $5, $6::jsonb, $7 FROM cv"
+#define SQL_RECV_CONV_ROW                                                                          \
+    "SELECT " SQL_CONV_COLS ", row_id::text, (SELECT count(*) FROM t), NULL::text, NULL::text "    \
+    "FROM cv LEFT JOIN m ON true"
+#define SQL_RECV_NEW(turn)                                                                         \
+    "WITH " SQL_RECV_CONV ", " SQL_RECV_MESSAGE(SQL_RECV_CONV_VALUES) ", " turn                    \
+                                                                      " " SQL_RECV_CONV_ROW
+
+#define SQL_RECEIVE_NEW_NOW SQL_RECV_NEW(SQL_RECV_TURN_NOW(""))
+#define SQL_RECEIVE_NEW_BURST SQL_RECV_NEW(SQL_RECV_BURST)
 
 static void tenant_from_row(const imp_pg_result_t *res, dialog_tenant_t *out)
 {
@@ -233,31 +259,36 @@ static imp_error_t *insert_message(imp_pg_t *pg, const imp_envelope_t *ev, const
     return err;
 }
 
-/* Window 0 and a conversation not in handover (found NULL: none found): the message, the
- * conversation when new, and the turn in one statement, then the turn's event. *handled
- * false only when the conversation was inserted meanwhile by another transaction; nothing
- * was written then. */
-static imp_error_t *receive_now(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
-                                const char *channel, const char *key, const char *customer,
-                                const dialog_conv_t *found, bool *handled)
+/* A conversation not in handover (found NULL: none found): the message, the conversation
+ * when new, and the turn (window 0) or the burst in one statement; then, for window 0, the
+ * turn's event. *handled false only when the conversation was inserted meanwhile by another
+ * transaction; nothing was written then. */
+static imp_error_t *receive(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, long long window_ms,
+                            const char *channel, const char *key, const char *customer,
+                            const dialog_conv_t *found, bool *handled)
 {
     imp_pg_t *pg = imp_worker_ctx_pg(ctx);
-    char turn_opid[IMP_UUID_STR_SIZE], lim[16], row_id[24];
+    char turn_opid[IMP_UUID_STR_SIZE], win[32], lim[16], row_id[24];
     dialog_msg_t msg;
     msg_row_t row;
+    bool now = window_ms == 0;
     *handled = false;
     imp_error_t *err = imp_opid_derive(ev->id, "turn", turn_opid);
     if (err != NULL)
         return err;
     msg_row(ev, &row, &msg);
+    snprintf(win, sizeof(win), "%lld", window_ms);
     snprintf(lim, sizeof(lim), "%d", DIALOG_HISTORY);
     row.params[1] = found ? found->id : channel;
     row.params[7] = customer;
     row.params[9] = ev->traceparent[0] ? ev->traceparent : NULL;
-    row.params[10] = turn_opid;
+    row.params[10] = now ? turn_opid : win;
     row.params[11] = found ? lim : key;
+    const char *sql = found ? (now ? SQL_RECEIVE_FOUND_NOW : SQL_RECEIVE_FOUND_BURST)
+                            : (now ? SQL_RECEIVE_NEW_NOW : SQL_RECEIVE_NEW_BURST);
+    int nparams = found && !now ? 11 : 12; /* a burst of a found conversation reads no history */
     imp_pg_result_t *res = NULL;
-    err = imp_pg_exec_cached(pg, found ? SQL_RECEIVE_NOW : SQL_RECEIVE_NEW, 12, row.params, &res);
+    err = imp_pg_exec_cached(pg, sql, nparams, row.params, &res);
     free(row.payload);
     if (err != NULL || imp_pg_result_rows(res) == 0) {
         /* none: a message stored before (found), or a conversation inserted meanwhile */
@@ -275,7 +306,7 @@ static imp_error_t *receive_now(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
         col = 5;
     }
     const char *rid = imp_pg_result_value(res, 0, col);
-    if (rid != NULL) { /* else stored before: nothing more */
+    if (now && rid != NULL) { /* else stored before (nothing more), or the burst waits */
         snprintf(row_id, sizeof(row_id), "%s", rid);
         msg.row_id = row_id;
         if (strcmp(imp_pg_result_value(res, 0, col + 1), "0") != 0)
@@ -312,9 +343,9 @@ static imp_error_t *on_customer(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
     dialog_msg_t msg = {0};
     char row_id[24];
     imp_error_t *err = NULL;
-    if (tenant->coalesce_ms == 0 && (found == NULL || strcmp(found->state, "handover") != 0)) {
+    if (found == NULL || strcmp(found->state, "handover") != 0) {
         bool handled = false;
-        err = receive_now(ctx, ev, channel, key, customer, found, &handled);
+        err = receive(ctx, ev, tenant->coalesce_ms, channel, key, customer, found, &handled);
         if (err != NULL || handled) {
             free(customer);
             return err;
