@@ -251,7 +251,9 @@ if [ "$(psql_owner -c "SHOW shared_preload_libraries")" = pg_stat_statements ]; 
         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25"
     # Round trips are what cost (docs/round-trip.md § Speed): statements by calls per message.
     printf '\nPostgres statements by calls per message (both phases and the warm-up):\n'
+    # plans: how often Postgres planned the statement (with pg_stat_statements.track_planning=on;
+    # 0 otherwise): a prepared statement planned at every call is on custom plans.
     psql_owner -c "SELECT round(calls::numeric / $((N + LAT_N + 20)), 2) || E'\t' ||
-        left(regexp_replace(query, '\s+', ' ', 'g'), 150)
+        'plans ' || plans || E'\t' || left(regexp_replace(query, '\s+', ' ', 'g'), 150)
         FROM pg_stat_statements WHERE calls >= $(((N + LAT_N) / 10)) ORDER BY calls DESC LIMIT 60"
 fi
