@@ -19,14 +19,6 @@
     "to_timestamp($4::bigint / 1000.0) + $5::bigint * interval '1 millisecond', "                  \
     "$6) " DIALOG_SQL_BURST_JOIN " RETURNING id::text"
 
-#define SQL_TURN_NOW                                                                               \
-    "INSERT INTO turns (tenant_id, conversation_id, message_ids, last_message_id, "                \
-    "first_received_at, due_at, traceparent, state, operation_id, emitted_at) "                    \
-    "SELECT $1::uuid, $2::uuid, ARRAY[$3::uuid], $3::uuid, to_timestamp($4::bigint / 1000.0), "    \
-    "to_timestamp($4::bigint / 1000.0), $5, 'emitted', $6::uuid, now() WHERE NOT EXISTS "          \
-    "(SELECT 1 FROM turns WHERE tenant_id = $1::uuid AND conversation_id = $2::uuid "              \
-    "AND state = 'pending') RETURNING id"
-
 #define SQL_BURST_LOAD                                                                             \
     "SELECT t.last_message_id::text, "                                                             \
     "(extract(epoch FROM t.first_received_at) * 1000)::bigint::text, coalesce(t.traceparent, "     \
@@ -99,22 +91,12 @@ static void history_rows(const imp_pg_result_t *res, int col, json_t *out)
     }
 }
 
-static void history_params(const char *tenant_id, const char *conv_id, const char *before_id,
-                           char lim[16], const char *params[4])
-{
-    snprintf(lim, 16, "%d", DIALOG_HISTORY);
-    params[0] = tenant_id;
-    params[1] = conv_id;
-    params[2] = before_id;
-    params[3] = lim;
-}
-
 static imp_error_t *history(imp_pg_t *pg, const char *tenant_id, const char *conv_id,
                             const char *before_id, json_t *out)
 {
     char lim[16];
-    const char *params[4];
-    history_params(tenant_id, conv_id, before_id, lim, params);
+    snprintf(lim, sizeof(lim), "%d", DIALOG_HISTORY);
+    const char *params[] = {tenant_id, conv_id, before_id, lim};
     imp_pg_result_t *res = NULL;
     imp_error_t *err = imp_pg_exec_cached(pg, SQL_HISTORY, 4, params, &res);
     if (err == NULL)
@@ -248,35 +230,6 @@ out:
     return err;
 }
 
-/* Window 0 and no burst pending: the message is the whole turn, stored as emitted and sent
- * at once (no burst to read back). *done false when a burst is pending (it goes there). The
- * history before the message is read in the same round trip (unused when a burst is
- * pending). */
-static imp_error_t *emit_now(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
-                             const dialog_conv_t *conv, const dialog_msg_t *msg, bool *done)
-{
-    char opid[IMP_UUID_STR_SIZE], at[32];
-    *done = false;
-    imp_error_t *err = imp_opid_derive(msg->opid, "turn", opid);
-    if (err != NULL)
-        return err;
-    snprintf(at, sizeof(at), "%lld", (long long)ev->time_ms);
-    const char *params[] = {
-        ev->tenantid, conv->id, msg->opid, at, ev->traceparent[0] ? ev->traceparent : NULL, opid};
-    char lim[16];
-    const char *hparams[4];
-    history_params(ev->tenantid, conv->id, msg->row_id, lim, hparams);
-    imp_pg_batch_t *q = imp_pg_batch_new();
-    imp_pg_batch_add_cached(q, SQL_TURN_NOW, 6, params);
-    imp_pg_batch_add_cached(q, SQL_HISTORY, 4, hparams);
-    err = imp_pg_batch_run(imp_worker_ctx_pg(ctx), q);
-    *done = err == NULL && imp_pg_result_rows(imp_pg_batch_result(q, 0)) == 1;
-    if (err == NULL && *done)
-        err = dialog_emit_stored_turn(ctx, ev, conv, msg, opid, imp_pg_batch_result(q, 1), 0);
-    imp_pg_batch_free(q);
-    return err;
-}
-
 imp_error_t *dialog_emit_stored_turn(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
                                      const dialog_conv_t *conv, const dialog_msg_t *msg,
                                      const char *turn_opid, const imp_pg_result_t *hist,
@@ -290,25 +243,16 @@ imp_error_t *dialog_emit_stored_turn(imp_worker_ctx_t *ctx, const imp_envelope_t
     return emit_turn(ctx, ev->tenantid, &b, &m, 1, msg->row_id, turn_opid, hist, hist_col);
 }
 
-imp_error_t *dialog_coalesce_add(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
-                                 const dialog_conv_t *conv, const dialog_msg_t *msg,
-                                 long long window_ms)
+imp_error_t *dialog_coalesce_flush(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                                   const dialog_conv_t *conv, const dialog_msg_t *msg)
 {
-    imp_pg_t *pg = imp_worker_ctx_pg(ctx);
-    if (window_ms == 0) {
-        bool done = false;
-        imp_error_t *err = emit_now(ctx, ev, conv, msg, &done);
-        if (err != NULL || done)
-            return err;
-    }
-    char at[32], win[32];
+    char at[32];
     snprintf(at, sizeof(at), "%lld", (long long)ev->time_ms);
-    snprintf(win, sizeof(win), "%lld", window_ms);
     const char *params[] = {ev->tenantid, conv->id, msg->opid,
-                            at,           win,      ev->traceparent[0] ? ev->traceparent : NULL};
+                            at,           "0",      ev->traceparent[0] ? ev->traceparent : NULL};
     imp_pg_result_t *res = NULL;
-    imp_error_t *err = imp_pg_exec_cached(pg, SQL_BURST_ADD, 6, params, &res);
-    if (err == NULL && window_ms == 0)
+    imp_error_t *err = imp_pg_exec_cached(imp_worker_ctx_pg(ctx), SQL_BURST_ADD, 6, params, &res);
+    if (err == NULL)
         err = emit_burst(ctx, ev->tenantid, imp_pg_result_value(res, 0, 0));
     imp_pg_result_free(res);
     return err;

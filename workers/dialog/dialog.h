@@ -64,11 +64,10 @@ typedef struct {
     "SET message_ids = turns.message_ids || EXCLUDED.message_ids, "                                \
     "last_message_id = EXCLUDED.last_message_id, traceparent = EXCLUDED.traceparent"
 
-/* coalesce.c: add a stored message to its conversation's pending burst; emit the burst now
- * when the window is 0. */
-imp_error_t *dialog_coalesce_add(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
-                                 const dialog_conv_t *conv, const dialog_msg_t *msg,
-                                 long long window_ms);
+/* coalesce.c: window 0 with a burst left pending from a larger window: the stored message
+ * joins the burst, and the burst is emitted now. */
+imp_error_t *dialog_coalesce_flush(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                                   const dialog_conv_t *conv, const dialog_msg_t *msg);
 /* A window-0 turn of msg alone, its `turns` row already stored as emitted with operation id
  * turn_opid (inbound.c stores it with the message): emit it. hist: the history before the
  * message, direction and body in columns hist_col and hist_col + 1 (rows whose direction is

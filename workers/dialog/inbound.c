@@ -18,12 +18,6 @@
 #define SQL_CONV_COLS                                                                              \
     "id::text, state, channel_kind, conversation_key, coalesce(customer->>'recipient', '')"
 
-#define SQL_CONV_INSERT                                                                            \
-    "INSERT INTO conversations (tenant_id, channel_id, channel_kind, conversation_key, customer) " \
-    "VALUES ($1::uuid, (SELECT id FROM channels WHERE tenant_id = $1::uuid AND kind = $2 "         \
-    "ORDER BY (name = 'default') DESC, created_at LIMIT 1), $2, $3, $4::jsonb) "                   \
-    "ON CONFLICT (tenant_id, conversation_key) DO NOTHING RETURNING " SQL_CONV_COLS
-
 /* The message, and (when it is new) the conversation's customer details and last time, in
  * one statement. */
 #define SQL_MESSAGE_INSERT                                                                         \
@@ -193,23 +187,6 @@ static const char *body_of(json_t *data)
     return caption[0] ? caption : NULL;
 }
 
-/* A conversation not found with the tenant: inserted now (or read, when another transaction
- * inserted it meanwhile). */
-static imp_error_t *insert_conv(imp_pg_t *pg, const imp_envelope_t *ev, const char *channel,
-                                const char *key, const char *customer, dialog_conv_t *conv)
-{
-    bool found = false;
-    imp_pg_result_t *res = NULL;
-    const char *params[] = {ev->tenantid, channel, key, customer};
-    imp_error_t *err = imp_pg_exec_cached(pg, SQL_CONV_INSERT, 4, params, &res);
-    if (err == NULL && imp_pg_result_rows(res) == 1)
-        conv_from_row(res, conv);
-    else if (err == NULL) /* inserted meanwhile by another transaction */
-        err = dialog_load_conv(pg, NULL, key, conv, &found);
-    imp_pg_result_free(res);
-    return err;
-}
-
 /* The message's columns, the parameters $1 … $9 of SQL_MESSAGE_INSERT ($2 the conversation
  * id, $8 the customer details; both left NULL here); msg's fields point into ev. */
 typedef struct {
@@ -312,7 +289,7 @@ static imp_error_t *receive(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, lon
         if (strcmp(imp_pg_result_value(res, 0, col + 1), "0") != 0)
             err = dialog_emit_stored_turn(ctx, ev, &conv, &msg, turn_opid, res, col + 2);
         else /* a burst is pending: the message joins it, and it leaves now */
-            err = dialog_coalesce_add(ctx, ev, &conv, &msg, 0);
+            err = dialog_coalesce_flush(ctx, ev, &conv, &msg);
     }
     imp_pg_result_free(res);
     return err;
@@ -333,42 +310,49 @@ static char *customer_json(json_t *data, const char *recipient)
     return text;
 }
 
+/* A message in a handover conversation: stored, and forwarded to the manager chat. */
+static imp_error_t *to_manager(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
+                               const dialog_tenant_t *tenant, const dialog_conv_t *conv,
+                               const char *customer)
+{
+    dialog_msg_t msg = {0};
+    char row_id[24];
+    imp_error_t *err = insert_message(imp_worker_ctx_pg(ctx), ev, conv->id, customer, &msg, row_id);
+    if (err != NULL || msg.row_id == NULL)
+        return err; /* a message stored before does nothing more */
+    if (tenant->manager_chat_id[0] == '\0') {
+        IMP_LOG_WARN("conversation in handover but the tenant has no manager chat",
+                     IMP_LS("conversation", conv->key));
+        return NULL;
+    }
+    return dialog_forward(ctx, ev->tenantid, conv, ev->id, tenant->manager_chat_id,
+                          ev->traceparent);
+}
+
 static imp_error_t *on_customer(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
                                 const dialog_tenant_t *tenant, const char *channel, const char *key,
                                 const dialog_conv_t *found)
 {
-    imp_pg_t *pg = imp_worker_ctx_pg(ctx);
     char *customer = customer_json(ev->data, recipient_of(ev->data, channel, key));
     dialog_conv_t conv = {0};
-    dialog_msg_t msg = {0};
-    char row_id[24];
+    bool handled = false, exists = found != NULL;
     imp_error_t *err = NULL;
-    if (found == NULL || strcmp(found->state, "handover") != 0) {
-        bool handled = false;
-        err = receive(ctx, ev, tenant->coalesce_ms, channel, key, customer, found, &handled);
-        if (err != NULL || handled) {
-            free(customer);
-            return err;
-        }
-    }
     if (found != NULL)
         conv = *found;
     else
-        err = insert_conv(pg, ev, channel, key, customer, &conv);
-    if (err == NULL)
-        err = insert_message(pg, ev, conv.id, customer, &msg, row_id);
-    free(customer);
-    if (err != NULL || msg.row_id == NULL)
-        return err; /* a message stored before does nothing more */
-    if (strcmp(conv.state, "handover") != 0)
-        return dialog_coalesce_add(ctx, ev, &conv, &msg, tenant->coalesce_ms);
-    if (tenant->manager_chat_id[0] == '\0') {
-        IMP_LOG_WARN("conversation in handover but the tenant has no manager chat",
-                     IMP_LS("conversation", conv.key));
-        return NULL;
+        err = receive(ctx, ev, tenant->coalesce_ms, channel, key, customer, NULL, &handled);
+    if (err == NULL && !handled && !exists) { /* inserted meanwhile by another transaction */
+        err = dialog_load_conv(imp_worker_ctx_pg(ctx), NULL, key, &conv, &exists);
+        if (err == NULL && !exists)
+            err = imp_error_new(IMP_ERR_RETRIABLE, "conversation_gone",
+                                "the conversation was inserted and is gone");
     }
-    return dialog_forward(ctx, ev->tenantid, &conv, ev->id, tenant->manager_chat_id,
-                          ev->traceparent);
+    if (err == NULL && !handled && strcmp(conv.state, "handover") != 0)
+        err = receive(ctx, ev, tenant->coalesce_ms, channel, key, customer, &conv, &handled);
+    if (err == NULL && !handled)
+        err = to_manager(ctx, ev, tenant, &conv, customer);
+    free(customer);
+    return err;
 }
 
 imp_error_t *dialog_on_message(imp_worker_ctx_t *ctx, const imp_envelope_t *ev)

@@ -113,18 +113,20 @@ print(f"replies {n}/{len(ack)} span_ms {span} replies_per_s {n * 1000 / max(span
 PY
 }
 
+# pg_apps FILE: {pid: "pg:<application name>"} of the Postgres backends serving a client
+# that names itself (the workers: "pg:imperium/dialog").
+pg_apps() {
+    psql_owner -c "SELECT coalesce(json_object_agg(pid, 'pg:' || application_name), '{}')
+        FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name <> ''" >"$1"
+}
+
 # cpu_snapshot FILE: CPU ticks (user + system) per command name of every process right now,
 # the Postgres backends by their client's application name ("pg:imperium/dialog").
 cpu_snapshot() {
-    psql_owner -c "SELECT pid || ' ' || application_name FROM pg_stat_activity
-        WHERE backend_type = 'client backend' AND application_name <> ''" >"$1.apps"
+    pg_apps "$1.apps"
     python3 - "$1" <<'PY'
 import json, os, sys
-apps = {}
-for l in open(sys.argv[1] + ".apps"):
-    if l.strip():
-        pid, app = l.split(maxsplit=1)
-        apps[pid] = "pg:" + app.strip()
+apps = json.load(open(sys.argv[1] + ".apps"))
 use = {}
 for pid in os.listdir("/proc"):
     if not pid.isdigit():
@@ -157,16 +159,11 @@ PY
 # application name ("pg:dialog"): a backend wakes about once per round trip. BENCH_WAKE_THREADS=1
 # splits the processes by thread name ("imperium-send/rdk:broker1").
 wake_snapshot() {
-    psql_owner -c "SELECT pid || ' ' || application_name FROM pg_stat_activity
-        WHERE backend_type = 'client backend' AND application_name <> ''" >"$1.apps"
+    pg_apps "$1.apps"
     BY_THREAD=${BENCH_WAKE_THREADS:-} python3 - "$1" <<'PY'
 import json, os, sys
 by_thread = os.environ.get("BY_THREAD") == "1"
-apps = {}
-for l in open(sys.argv[1] + ".apps"):
-    if l.strip():
-        pid, app = l.split(maxsplit=1)
-        apps[pid] = "pg:" + app.strip()
+apps = json.load(open(sys.argv[1] + ".apps"))
 sw = {}
 for pid in os.listdir("/proc"):
     if not pid.isdigit():
