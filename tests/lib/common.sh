@@ -21,6 +21,11 @@ die() {
 
 # Milliseconds since the epoch (for timings).
 now_ms() { date +%s%3N; }
+# clock_ms VAR: the same into VAR, read from bash itself (no process).
+clock_ms() {
+    local clock_us_=${EPOCHREALTIME/[.,]/}
+    printf -v "$1" '%s' "${clock_us_:0:${#clock_us_}-3}"
+}
 
 source "$IMP_TEST_LIB/ports.sh"
 source "$IMP_TEST_LIB/wait.sh"

@@ -2,13 +2,16 @@
 # Bounded waits. Each returns 0 when the condition holds, or prints what it waited for and
 # returns 1 after the timeout (whole seconds).
 
-# wait_for TIMEOUT WHAT CMD…: run CMD every 0.1 s until it succeeds.
+# wait_for TIMEOUT WHAT CMD…: run CMD every 0.1 s until it succeeds. The clock is read
+# without a process (clock_ms), so that a long wait costs the machine only CMD and sleep.
 wait_for() {
-    local timeout=$1 what=$2
+    local timeout=$1 what=$2 now
     shift 2
-    local deadline=$(($(now_ms) + ${timeout%.*} * 1000))
+    clock_ms now
+    local deadline=$((now + ${timeout%.*} * 1000))
     until "$@" >/dev/null 2>&1; do
-        if [ "$(now_ms)" -ge "$deadline" ]; then
+        clock_ms now
+        if [ "$now" -ge "$deadline" ]; then
             say "timed out after ${timeout}s waiting for $what"
             return 1
         fi
