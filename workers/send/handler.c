@@ -6,7 +6,6 @@
 #include "imp/opid.h"
 #include "imp/usage.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -421,17 +420,16 @@ typedef struct {
 
 typedef struct {
     jobs_t *q;
-    imp_http_client_t *http;
-} runner_t;
+    imp_http_client_t *const *http; /* a client per slot */
+} run_t;
 
-static void *runner_main(void *arg)
+static void run_slot(size_t slot, void *arg)
 {
-    runner_t *r = arg;
+    run_t *r = arg;
     for (size_t i; (i = atomic_fetch_add(&r->q->next, 1)) < r->q->n;) {
         job_t *j = &r->q->jobs[i];
-        call(r->http, j->x.p, &j->x.req, j->ev, &j->slot->r);
+        call(r->http[slot], j->x.p, &j->x.req, j->ev, &j->slot->r);
     }
-    return NULL;
 }
 
 /* Claim the jobs' messages in one round trip; keep those claimed fresh (the others are left
@@ -471,21 +469,8 @@ static void run_jobs(send_t *st, job_t *jobs, size_t n)
 {
     jobs_t q = {.jobs = jobs, .n = n};
     atomic_init(&q.next, 0);
-    size_t nthreads = n < st->npool ? n : st->npool;
-    runner_t *r = imp_calloc(nthreads, sizeof(*r));
-    pthread_t *t = imp_calloc(nthreads, sizeof(*t));
-    size_t started = 0;
-    for (size_t i = 0; i < nthreads; i++) {
-        r[i] = (runner_t){.q = &q, .http = st->pool[i]};
-        if (i > 0 && pthread_create(&t[i], NULL, runner_main, &r[i]) != 0)
-            break;
-        started = i + 1;
-    }
-    runner_main(&r[0]); /* this thread takes its share too */
-    for (size_t i = 1; i < started; i++)
-        pthread_join(t[i], NULL);
-    free(t);
-    free(r);
+    run_t r = {.q = &q, .http = st->pool};
+    send_runners_run(st->runners, n < st->npool ? n : st->npool, run_slot, &r);
 }
 
 /* Claim and call, concurrently, the first message of each conversation of the batch that is

@@ -96,6 +96,8 @@ static int setup(int argc, char **argv, send_settings_t *s, send_t *st)
         for (; err == NULL && st->npool < (size_t)s->concurrency; st->npool++)
             err = imp_http_client_new(&ho, &st->pool[st->npool]);
     }
+    if (err == NULL && st->npool > 1)
+        err = send_runners_new(st->npool - 1, &st->runners);
     if (err == NULL && s->redis_url[0] != '\0')
         err = imp_redis_new(&(imp_redis_options_t){.url = s->redis_url}, &st->redis);
     if (err != NULL) {
@@ -137,6 +139,7 @@ int main(int argc, char **argv)
     imp_error_free(err);
     imp_worker_free(w);
 out:
+    send_runners_free(st.runners);
     send_calls_free(&st);
     imp_pg_free(st.claim_pg);
     for (size_t i = 1; i < st.npool; i++)

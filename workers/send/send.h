@@ -52,6 +52,16 @@ typedef struct {
     bool open;
 } send_breaker_t;
 
+/* runners.c: threads for a batch's concurrent calls, started once. */
+typedef struct send_runners send_runners_t;
+/* n threads besides the caller's (slots 1..n). */
+imp_error_t *send_runners_new(size_t n, send_runners_t **out);
+/* fn(slot, arg) for every slot in [0, nslots) at once (capped at the threads there are), slot
+ * 0 on the calling thread; returns when all have returned. r may be NULL (slot 0 only). */
+void send_runners_run(send_runners_t *r, size_t nslots, void (*fn)(size_t slot, void *arg),
+                      void *arg);
+void send_runners_free(send_runners_t *r);
+
 /* The worker's state, shared by every handler call (one thread). */
 typedef struct {
     const send_settings_t *s;
@@ -60,8 +70,9 @@ typedef struct {
     imp_http_client_t *http;
     imp_http_client_t **pool; /* npool clients for a batch's concurrent calls (pool[0] is http) */
     size_t npool;
-    imp_redis_t *redis; /* NULL: no rate limit, no breaker */
-    send_call_t *calls; /* the latest provider calls, a ring (handler.c) */
+    send_runners_t *runners; /* npool - 1 threads for pool[1..] */
+    imp_redis_t *redis;      /* NULL: no rate limit, no breaker */
+    send_call_t *calls;      /* the latest provider calls, a ring (handler.c) */
     size_t ncalls, capcalls, nextcall;
     send_breaker_t breakers[SEND_BREAKERS]; /* a ring */
     size_t nextbreaker;
