@@ -19,12 +19,16 @@ die() {
     exit 1
 }
 
-# Milliseconds since the epoch (for timings).
-now_ms() { date +%s%3N; }
-# clock_ms VAR: the same into VAR, read from bash itself (no process).
+# clock_ms VAR: milliseconds since the epoch into VAR, read from bash itself (no process).
 clock_ms() {
     local clock_us_=${EPOCHREALTIME/[.,]/}
     printf -v "$1" '%s' "${clock_us_:0:${#clock_us_}-3}"
+}
+# Milliseconds since the epoch (for timings).
+now_ms() {
+    local t
+    clock_ms t
+    echo "$t"
 }
 
 source "$IMP_TEST_LIB/ports.sh"

@@ -2,8 +2,9 @@
 # Bounded waits. Each returns 0 when the condition holds, or prints what it waited for and
 # returns 1 after the timeout (whole seconds).
 
-# wait_for TIMEOUT WHAT CMD…: run CMD every 0.1 s until it succeeds. The clock is read
-# without a process (clock_ms), so that a long wait costs the machine only CMD and sleep.
+# wait_for TIMEOUT WHAT CMD…: run CMD every 0.1 s (WAIT_FOR_EVERY seconds when set) until it
+# succeeds. The clock is read without a process (clock_ms), so that a long wait costs the
+# machine only CMD and sleep.
 wait_for() {
     local timeout=$1 what=$2 now
     shift 2
@@ -15,7 +16,7 @@ wait_for() {
             say "timed out after ${timeout}s waiting for $what"
             return 1
         fi
-        sleep 0.1
+        sleep "${WAIT_FOR_EVERY:-0.1}"
     done
 }
 

@@ -194,17 +194,10 @@ print("  wake-ups per message: " + ", ".join(f"{k} {v / n:.1f}"
 PY
 }
 
-# wait_replies N: the fake has recorded N requests, within 600 s. Polled four times a second
-# (wait_for polls ten times, with two processes each time): the poll competes with the fleet
-# it measures for the same two cores, and the figures come from the fake's timestamps, not
-# from when the poll notices.
-wait_replies() {
-    local deadline=$((SECONDS + 600))
-    until [ "$(wc -l <"$IMP_TEST_TMP/generic.rec")" -ge "$1" ]; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.25
-    done
-}
+# wait_replies N: the fake has recorded N requests, within 600 s. Polled four times a second:
+# the poll competes with the fleet it measures for the same two cores, and the figures come
+# from the fake's timestamps, not from when the poll notices.
+wait_replies() { WAIT_FOR_EVERY=0.25 wait_for 600 "$1 replies" at_least_requests "$1"; }
 
 # The driver (progs/e2e_load.c): signed webhooks over libcurl's multi interface.
 load() { "$BIN/e2e_load" "$INGRESS_URL" shop "$E2E_GENERIC" --question "$E2E_Q_PRICE" "$@"; }
