@@ -13,7 +13,7 @@
 #   2. latency: BENCH_LAT_N (2000) messages at a fixed offered rate BENCH_RATE (200/s):
 #      webhook ACK (the ingress's 200) → provider received (the fake's record), p50/p99/max.
 # Targets of issue 6 (2 cores): >= 1,000 replies/s sustained; p99 <= 100 ms at 200/s.
-# Knobs: BENCH_PG_TRANSPORT (socket; see below), BENCH_SENDERS (3) imperium-send processes,
+# Knobs: BENCH_PG_TRANSPORT (socket; see below), BENCH_SENDERS (1) imperium-send processes,
 # BENCH_METRICS (off; see below); BENCH_BATCH_WAIT, BENCH_CONSUMER_PROPS
 # for the workers' IMP_WORKER_BATCH_WAIT and IMP_KAFKA_CONSUMER_PROPS; IMP_TEST_PG_OPTS='-c
 # shared_preload_libraries=pg_stat_statements' (read by the harness) adds Postgres's most
@@ -40,7 +40,7 @@ N=${BENCH_N:-2000}
 LAT_N=${BENCH_LAT_N:-2000}
 RATE=${BENCH_RATE:-200}
 THREADS=${BENCH_THREADS:-64}
-SENDERS=${BENCH_SENDERS:-3}
+SENDERS=${BENCH_SENDERS:-1}
 # info, as in production: the per-draft lines of rag and qc are part of the cost, and the
 # runtime's group assignments say where a stuck phase stopped.
 export IMP_LOG_LEVEL=info
@@ -54,8 +54,9 @@ E2E_WORKER_ENV+=(IMP_WORKER_RELAY_INTERVAL=5s IMP_WORKER_RELAY_GRACE=10s
     ${BENCH_CONSUMER_PROPS:+IMP_KAFKA_CONSUMER_PROPS=$BENCH_CONSUMER_PROPS}
     ${BENCH_BATCH_WAIT:+IMP_WORKER_BATCH_WAIT=$BENCH_BATCH_WAIT})
 e2e_fleet
-# imperium-send makes one provider call at a time: more processes share imp.outbound.v1's
-# partitions (one consumer group).
+# One imperium-send, as deploy/dev.sh runs it: it calls the providers of a batch's
+# conversations concurrently (IMP_SEND_CONCURRENCY). BENCH_SENDERS > 1 adds processes to its
+# consumer group, to share imp.outbound.v1's partitions.
 for i in $(seq 2 "$SENDERS"); do E2E_NAME=send$i e2e_worker send; done
 # warm-up: the consumer groups, the KB cache, the connections
 e2e_post shop "$E2E_GENERIC" --convs 20 --prefix warm --questions "$E2E_Q_PRICE" >/dev/null ||
