@@ -933,9 +933,12 @@ void imp_kafka_tp_list_free(imp_kafka_tp_t *list, size_t n)
     free(list);
 }
 
-static imp_error_t *lag_fill(imp_kafka_consumer_t *c, rd_kafka_topic_partition_list_t *committed,
-                             rd_kafka_topic_partition_list_t *pos, int timeout_ms,
-                             imp_kafka_lag_t *lag)
+/* The watermarks are the ones the consumer's last fetch of each partition brought back, not
+ * a query: librdkafka 2.0.2's rd_kafka_query_watermark_offsets ignores its timeout while the
+ * partition's leader is down (fixed in 2.3.0) and held a stopping worker until the broker
+ * came back. */
+static void lag_fill(imp_kafka_consumer_t *c, rd_kafka_topic_partition_list_t *committed,
+                     rd_kafka_topic_partition_list_t *pos, imp_kafka_lag_t *lag)
 {
     for (int i = 0; i < committed->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &committed->elems[i];
@@ -944,15 +947,15 @@ static imp_error_t *lag_fill(imp_kafka_consumer_t *c, rd_kafka_topic_partition_l
         l->partition = tp->partition;
         l->committed = tp->offset >= 0 ? tp->offset : -1;
         l->position = pos->elems[i].offset >= 0 ? pos->elems[i].offset : -1;
-        rd_kafka_resp_err_t rc = rd_kafka_query_watermark_offsets(c->rk, tp->topic, tp->partition,
-                                                                  &l->low, &l->high, timeout_ms);
-        if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
-            return imp_kafka_error_new(rc, "kafka_lag", "could not query watermarks");
-        l->lag = l->high - (l->committed >= 0 ? l->committed : l->low);
-        if (l->lag < 0)
-            l->lag = 0;
+        int64_t low = -1, high = -1;
+        if (rd_kafka_get_watermark_offsets(c->rk, tp->topic, tp->partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            low = high = -1;
+        l->low = low >= 0 ? low : -1;
+        l->high = high >= 0 ? high : -1;
+        int64_t from = l->committed >= 0 ? l->committed : l->low >= 0 ? l->low : l->position;
+        l->lag = l->high >= 0 && from >= 0 ? (l->high > from ? l->high - from : 0) : -1;
     }
-    return NULL;
 }
 
 imp_error_t *imp_kafka_consumer_lag(imp_kafka_consumer_t *c, int timeout_ms, imp_kafka_lag_t **out,
@@ -974,10 +977,7 @@ imp_error_t *imp_kafka_consumer_lag(imp_kafka_consumer_t *c, int timeout_ms, imp
         goto out;
     }
     lag = imp_calloc((size_t)l->cnt + 1, sizeof(*lag));
-    if ((err = lag_fill(c, l, pos, timeout_ms, lag)) != NULL) {
-        imp_kafka_lag_free(lag, (size_t)l->cnt);
-        goto out;
-    }
+    lag_fill(c, l, pos, lag);
     *out = lag;
     *n = (size_t)l->cnt;
 out:

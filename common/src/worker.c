@@ -423,13 +423,14 @@ static void lag_refresh(imp_worker_t *w)
         return;
     }
     for (size_t i = 0; i < n; i++)
-        imp_metrics_set(lag_gauge(w, lags[i].topic, lags[i].partition), (double)lags[i].lag);
+        if (lags[i].lag >= 0)
+            imp_metrics_set(lag_gauge(w, lags[i].topic, lags[i].partition), (double)lags[i].lag);
     imp_kafka_lag_free(lags, n);
 }
 
-/* Every 10 s until lag_stop. The queries (the committed offsets, then each assigned
- * partition's watermarks) take a broker round trip each: on the loop's thread they held up
- * every event behind them, up to seconds for a worker with dozens of partitions. */
+/* Every 10 s until lag_stop. Reading the committed offsets takes a round trip to the group
+ * coordinator (up to 500 ms when it does not answer): on the loop's thread it held up every
+ * event behind it. */
 static void *lag_main(void *arg)
 {
     imp_worker_t *w = arg;

@@ -263,14 +263,17 @@ typedef struct {
     int32_t partition;
     int64_t committed; /* committed offset in the group, -1 when none */
     int64_t position;  /* next offset poll will return, -1 when unknown */
-    int64_t low;       /* low watermark (first retained offset) */
-    int64_t high;      /* high watermark (offset of the next message produced) */
-    int64_t lag;       /* high - committed, or high - low when nothing is committed */
+    int64_t low;       /* low watermark (first retained offset), -1 when unknown */
+    int64_t high;      /* high watermark (offset of the next message produced), -1 when unknown */
+    int64_t lag;       /* high - committed (when nothing is committed: high - low, else high -
+                          position); -1 when unknown */
 } imp_kafka_lag_t;
 
-/* Lag of every assigned partition: queries committed offsets and watermarks from the
- * brokers (blocking, bounded by timeout_ms each). *out is a new array of *n entries; free
- * with imp_kafka_lag_free. */
+/* Lag of every assigned partition: the group's committed offsets from the coordinator
+ * (blocking, bounded by timeout_ms), and the watermarks of the consumer's last fetch of each
+ * partition (no request: unknown before the first fetch; librdkafka knows the low watermark
+ * only with statistics.interval.ms set). *out is a new array of *n entries; free with
+ * imp_kafka_lag_free. */
 imp_error_t *imp_kafka_consumer_lag(imp_kafka_consumer_t *c, int timeout_ms, imp_kafka_lag_t **out,
                                     size_t *n);
 void imp_kafka_lag_free(imp_kafka_lag_t *lag, size_t n);

@@ -381,13 +381,13 @@ static void consume_and_commit(imp_kafka_consumer_t *c, int64_t last)
     ck_assert_ptr_null(imp_kafka_consumer_commit_sync(c));
 }
 
-static void check_lag(imp_kafka_consumer_t *c, int64_t committed, int64_t high)
+static void check_lag(imp_kafka_consumer_t *c, const char *topic, int64_t committed, int64_t high)
 {
     imp_kafka_lag_t *lag = NULL;
     size_t n = 0;
     ck_assert_ptr_null(imp_kafka_consumer_lag(c, 5000, &lag, &n));
     ck_assert_uint_eq(n, 1);
-    ck_assert_str_eq(lag[0].topic, "t.resume");
+    ck_assert_str_eq(lag[0].topic, topic);
     ck_assert_int_eq(lag[0].committed, committed);
     ck_assert_int_eq(lag[0].high, high);
     ck_assert_int_eq(lag[0].lag, high - committed);
@@ -417,7 +417,7 @@ static void check_pause_seek(imp_kafka_consumer_t *c)
         imp_kafka_msg_free(m);
     }
     ck_assert_ptr_null(imp_kafka_consumer_commit_sync(c));
-    check_lag(c, 125, 200);
+    check_lag(c, "t.resume", 125, 200);
 }
 
 START_TEST(commit_and_resume)
@@ -435,7 +435,7 @@ START_TEST(commit_and_resume)
     /* Read further without storing: must be re-read by the next member. */
     for (int i = 0; i < 30; i++)
         imp_kafka_msg_free(next_msg(c, 5000));
-    check_lag(c, 120, 200);
+    check_lag(c, "t.resume", 120, 200);
     ck_assert_ptr_null(imp_kafka_consumer_close(c));
     ck_assert_int_eq(rb.assigned, 1);
     ck_assert_int_eq(rb.revoked, 1);
@@ -458,6 +458,32 @@ START_TEST(commit_and_resume)
     ck_assert_str_eq(tp[0].topic, "t.resume");
     imp_kafka_tp_list_free(tp, n);
     check_pause_seek(c);
+    imp_kafka_consumer_free(c);
+    imp_kafka_producer_free(p);
+    mock_stop();
+}
+END_TEST
+
+/* The lag of a partition whose leader is down comes at once, from the consumer's last fetch:
+ * librdkafka 2.0.2's watermark query waits for the leader whatever its timeout, and held a
+ * stopping worker until the broker came back. */
+START_TEST(lag_while_the_leader_is_down)
+{
+    quiet();
+    mock_start();
+    topic_create("t.lag", 1);
+    ck_assert_int_eq(rd_kafka_mock_partition_set_leader(mock, "t.lag", 0, 2), 0);
+    ck_assert_int_eq(rd_kafka_mock_coordinator_set(mock, "group", "g.lag", 1), 0);
+    imp_kafka_producer_t *p = producer(NULL);
+    produce_values(p, "t.lag", 50);
+    imp_kafka_consumer_t *c = consumer("g.lag", "t.lag");
+    consume_and_commit(c, 29);
+    check_lag(c, "t.lag", 30, 50);
+    rd_kafka_mock_broker_set_down(mock, 2);
+    int64_t t0 = now_ms();
+    check_lag(c, "t.lag", 30, 50);
+    ck_assert_int_lt(now_ms() - t0, 2000);
+    rd_kafka_mock_broker_set_up(mock, 2);
     imp_kafka_consumer_free(c);
     imp_kafka_producer_free(p);
     mock_stop();
@@ -575,6 +601,7 @@ static Suite *kafka_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, produce_consume_in_order);
     tcase_add_test(tc, commit_and_resume);
+    tcase_add_test(tc, lag_while_the_leader_is_down);
     tcase_add_test(tc, consumer_error_surfaced);
     suite_add_tcase(s, tc);
     return s;
