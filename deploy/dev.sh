@@ -10,10 +10,12 @@
 #
 # Every IMP_* variable in the environment of `up` is passed to the binaries it starts, on top
 # of the development defaults (this is how the fleet is pointed at real providers).
+# DEV_DIR (default .dev) holds the data, logs and pids; DEV_PG_PORT, DEV_REDIS_PORT,
+# DEV_BROKER_CONTROL_PORT, DEV_METRICS_BASE_PORT (+1 … +10) and DEV_INGRESS_PORT its ports.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DEV="$ROOT/.dev"
+DEV=${DEV_DIR:-$ROOT/.dev}
 RUN="$DEV/run"
 LOGS="$DEV/logs"
 PG_BIN=${IMP_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
@@ -54,15 +56,19 @@ alive() {
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
-with_dev_env() { # with_dev_env CMD… : runs CMD with .dev/env and the user's saved IMP_*
-    (
-        set -a
-        # shellcheck disable=SC1091
-        [ -f "$DEV/env" ] && . "$DEV/env"
-        [ -f "$DEV/user.env" ] && . "$DEV/user.env"
-        set +a
-        exec "$@"
-    )
+dev_env_exec() { # dev_env_exec CMD… : replaces this shell with CMD, given .dev/env and the
+    # user's saved IMP_*
+    set -a
+    # shellcheck disable=SC1091
+    [ -f "$DEV/env" ] && . "$DEV/env"
+    # shellcheck disable=SC1091
+    [ -f "$DEV/user.env" ] && . "$DEV/user.env"
+    set +a
+    exec "$@"
+}
+
+with_dev_env() { # with_dev_env CMD… : runs CMD with the dev environment
+    (dev_env_exec "$@")
 }
 
 start_bg() { # start_bg NAME CMD… : runs CMD with the dev environment, log and pid in .dev
@@ -71,7 +77,8 @@ start_bg() { # start_bg NAME CMD… : runs CMD with the dev environment, log and
     if alive "$name"; then
         return 0
     fi
-    with_dev_env "$@" >>"$LOGS/$name.log" 2>&1 &
+    # One fork, which becomes CMD: the pid recorded is CMD's own, the one `down` stops.
+    dev_env_exec "$@" >>"$LOGS/$name.log" 2>&1 &
     echo $! >"$RUN/$name.pid"
 }
 
@@ -151,12 +158,14 @@ start_devbroker() {
         IMP_DEVBROKER_TOPICS="$ROOT/deploy/topics.conf" IMP_DEVBROKER_BOOTSTRAP_FILE="$file" \
             IMP_DEVBROKER_CONTROL_PORT="$DEV_BROKER_CONTROL_PORT" start_bg devbroker "$bin"
     fi
-    for _ in $(seq 1 100); do
+    # Longer than the broker's own 10 s check of its topics, which ends in an exit with the
+    # reason in its log.
+    for _ in $(seq 1 300); do
         [ -s "$file" ] && return 0
         alive devbroker || die "imperium-devbroker exited (see $LOGS/devbroker.log)"
         sleep 0.1
     done
-    die "imperium-devbroker did not write $file within 10s"
+    die "imperium-devbroker did not write $file within 30s (see $LOGS/devbroker.log)"
 }
 
 # The key that encrypts secrets at rest: made once per .dev and kept.
@@ -231,7 +240,7 @@ start_fleet() {
 # The demo tenant, once the fleet can take commands.
 seed_demo() {
     [ -x "$BUILD_DEV/bin/imperium-control" ] && [ -f "$ROOT/deploy/demo.sh" ] || return 0
-    BUILD="$BUILD_DEV" bash "$ROOT/deploy/demo.sh" "$BUILD_DEV" ||
+    IMP_DEMO_DIR="$DEV" BUILD="$BUILD_DEV" bash "$ROOT/deploy/demo.sh" "$BUILD_DEV" ||
         die "seeding the demo tenant failed (see $LOGS/imperium-control.log)"
 }
 
@@ -266,10 +275,11 @@ cmd_up() {
     republish_tenants
     seed_demo
     cmd_status
+    local rel=${DEV#"$ROOT"/}
     cat <<EOF
 
-The fleet runs. Its addresses are in .dev/env:
-    set -a; . .dev/env; set +a
+The fleet runs. Its addresses are in $rel/env:
+    set -a; . $rel/env; set +a
 Logs: deploy/dev.sh logs [binary]    Stop: deploy/dev.sh down
 EOF
 }
@@ -354,7 +364,7 @@ logs) shift; cmd_logs "$@" ;;
 test) shift; cmd_test "$@" ;;
 bench) cmd_bench ;;
 *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# deploy/dev.sh as its README describes it, in a .dev of its own (DEV_DIR, free ports) and
+# with none of the harness's IMP_* settings: `up` starts Postgres, Redis, the dev broker and
+# every binary built in build/dev, seeds the demo tenant and prints a signed curl, whose
+# message gets the FAQ's answer; each pid that `up` records is the process it names; `down`
+# leaves none of them running and nothing listening on the fleet's ports; a second `up` on
+# the same .dev (the dev broker starts empty, the tenants are published again) answers again.
+set -euo pipefail
+source "$IMP_SOURCE_DIR/tests/lib/common.sh"
+
+DEV=$IMP_TEST_TMP/dev
+BIN_DIR=$IMP_SOURCE_DIR/build/dev/bin
+FLEET=(imperium-control imperium-indexer imperium-dialog imperium-rag imperium-qc
+    imperium-send imperium-metering imperium-sentinel imperium-api imperium-ingress)
+PG_PORT=$(free_port)
+REDIS_PORT=$(free_port)
+BROKER_PORT=$(free_port)
+INGRESS_PORT=$(free_port)
+listening() { [ -n "$(ss -Htln "( sport = :$1 )" 2>/dev/null)" ]; }
+# Ten ports above the base, one a binary (DEV_METRICS_BASE_PORT + 1 … + 10).
+for _ in $(seq 1 50); do
+    METRICS_BASE=$(free_port)
+    busy=0
+    for i in $(seq 1 10); do listening $((METRICS_BASE + i)) && busy=1; done
+    [ $busy = 0 ] && break
+done
+PORTS=("$PG_PORT" "$REDIS_PORT" "$BROKER_PORT" "$INGRESS_PORT")
+for i in $(seq 1 10); do PORTS+=($((METRICS_BASE + i))); done
+
+dev() { # dev CMD: deploy/dev.sh CMD with only this test's DEV_* settings
+    env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 DEV_DIR="$DEV" DEV_PG_PORT="$PG_PORT" \
+        DEV_REDIS_PORT="$REDIS_PORT" DEV_BROKER_CONTROL_PORT="$BROKER_PORT" \
+        DEV_INGRESS_PORT="$INGRESS_PORT" DEV_METRICS_BASE_PORT="$METRICS_BASE" \
+        bash "$IMP_SOURCE_DIR/deploy/dev.sh" "$@"
+}
+# At the end, whatever happened: the .dev's logs into the harness's, and nothing left running.
+keep_logs() {
+    local f
+    for f in "$DEV"/logs/*.log; do
+        [ -f "$f" ] && cp "$f" "$IMP_TEST_TMP/logs/dev-$(basename "$f")"
+    done
+    return 0
+}
+trap 'keep_logs; dev down >/dev/null 2>&1 || true' EXIT
+dev_sql() {
+    runuser -u postgres -- "$IMP_PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres \
+        -d imperium -qAt -c "$1"
+}
+
+# up: the fleet runs, each recorded pid is its process; PIDS holds them.
+check_up() { # check_up OUT
+    local name pid exe want n=0
+    PIDS=()
+    for name in redis devbroker "${FLEET[@]}"; do
+        case $name in
+        redis) want="redis-server redis-check-rdb" ;;
+        devbroker) want=imperium-devbroker ;;
+        *)
+            [ -x "$BIN_DIR/$name" ] || continue
+            want=$name
+            ;;
+        esac
+        pid=$(cat "$DEV/run/$name.pid" 2>/dev/null) || fail "$1: no pid recorded for $name"
+        exe=$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null)") ||
+            fail "$1: $name (pid $pid) is not running: $(tail -n 5 "$DEV/logs/$name.log" 2>/dev/null)"
+        [[ " $want " == *" $exe "* ]] || fail "$1: pid $pid recorded for $name is $exe"
+        PIDS+=("$pid")
+        n=$((n + 1))
+    done
+    assert_contains "$1: status" "$(dev status)" "running on 127.0.0.1:$PG_PORT"
+    pass "$1: $n processes run, each pid recorded is its own process"
+}
+
+check_down() { # check_down WHAT
+    local pid p
+    dev down >"$IMP_TEST_TMP/down.out" 2>&1 || fail "$1: down failed: $(cat "$IMP_TEST_TMP/down.out")"
+    for pid in "${PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null && fail "$1: pid $pid ($(cat "/proc/$pid/comm")) still runs after down"
+    done
+    for p in "${PORTS[@]}"; do
+        listening "$p" && fail "$1: something still listens on $p after down: $(ss -Htlnp "( sport = :$p )")"
+    done
+    assert_contains "$1: status after down" "$(dev status)" "postgres             -        stopped"
+    pass "$1: down stopped ${#PIDS[@]} processes and Postgres; none of ${#PORTS[@]} ports listens"
+}
+
+# send_demo OUT N: the signed curl that `up` printed into OUT; then the demo's Nth answer.
+send_demo() {
+    local curl
+    curl=$(sed -n '/^curl -sS/,/--data-raw/p' "$1" | sed 's/ \\$//' | tr '\n' ' ')
+    [ -n "$curl" ] || fail "up printed no curl: $(tail -n 20 "$1")"
+    assert_contains "the curl posts to this .dev's ingress" "$curl" "http://127.0.0.1:$INGRESS_PORT/"
+    local out
+    out=$(eval "$curl") || fail "the curl failed: $out"
+    assert_contains "the ingress accepts the signed webhook" "$out" "HTTP/1.1 200"
+    answers() {
+        [ "$(dev_sql "SELECT count(*) FROM outbound WHERE state = 'sent' AND purpose = 'answer'
+            AND text LIKE '%open every day%'")" -ge "$1" ]
+    }
+    wait_for 60 "answer $2 of the demo" answers "$2" ||
+        fail "no answer $2: $(dev_sql "SELECT state || ' ' || purpose || ' ' || left(text, 60) FROM outbound")"
+    assert_eq "answers to the demo's question, sent to the sink" "$2" \
+        "$(dev_sql "SELECT count(*) FROM outbound WHERE purpose = 'answer' AND state = 'sent'
+            AND text LIKE '%open every day%'")"
+}
+
+say "deploy/dev.sh up (DEV_DIR=$DEV)"
+dev up >"$IMP_TEST_TMP/up1.out" 2>&1 || fail "up failed: $(tail -n 30 "$IMP_TEST_TMP/up1.out")"
+cat "$IMP_TEST_TMP/up1.out" >>"$IMP_TEST_TMP/logs/dev-up.log"
+check_up "first up"
+send_demo "$IMP_TEST_TMP/up1.out" 1
+pass "the demo answers the curl that up printed"
+check_down "first down"
+
+dev up >"$IMP_TEST_TMP/up2.out" 2>&1 || fail "second up failed: $(tail -n 30 "$IMP_TEST_TMP/up2.out")"
+cat "$IMP_TEST_TMP/up2.out" >>"$IMP_TEST_TMP/logs/dev-up.log"
+check_up "second up"
+send_demo "$IMP_TEST_TMP/up2.out" 2
+pass "after a restart the demo answers again"
+check_down "second down"
