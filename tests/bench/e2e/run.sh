@@ -121,7 +121,7 @@ pg_apps() {
         FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name <> ''" >"$1"
 }
 
-# cpu_snapshot FILE: CPU ticks (user + system) per command name of every process right now,
+# cpu_snapshot FILE: CPU ticks (user + system) and command name of every process right now,
 # the Postgres backends by their client's application name ("pg:imperium/dialog").
 cpu_snapshot() {
     pg_apps "$1.apps"
@@ -138,20 +138,34 @@ for pid in os.listdir("/proc"):
         continue
     comm = apps.get(pid, st[st.index("(") + 1:st.rindex(")")])
     f = st[st.rindex(")") + 2:].split()
-    use[comm] = use.get(comm, 0) + int(f[11]) + int(f[12])
+    # By process (pid and start time): a kernel worker's name changes with its work item.
+    use[f"{pid}:{f[19]}"] = [comm, int(f[11]) + int(f[12])]
+# The machine's busy ticks (user, nice, system, irq, softirq): processes that exited in the
+# phase (the driver) and the kernel's own work count there, not in any process above.
+cpu = open("/proc/stat").readline().split()
+use[" machine"] = sum(int(cpu[i]) for i in (1, 2, 3, 6, 7))
 json.dump(use, open(sys.argv[1], "w"))
 PY
 }
-# cpu_report BEFORE AFTER N: CPU µs per message of each process kind over the phase.
+# cpu_report BEFORE AFTER N: CPU µs per message of each process kind over the phase; all of
+# them, the fleet's share, and the machine's (which also holds exited processes and the kernel).
 cpu_report() {
     python3 - "$@" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 n, hz = int(sys.argv[3]), int(sys.argv[4])
-d = {k: b[k] - a.get(k, 0) for k in b if b[k] - a.get(k, 0) > 0}
-tot = sum(d.values())
-print("  CPU per message (us): " + ", ".join(f"{k} {v * 1e6 / hz / n:.0f}"
-      for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:16]) + f"; all {tot * 1e6 / hz / n:.0f}")
+us = lambda ticks: f"{ticks * 1e6 / hz / n:.0f}"
+machine = b.pop(" machine") - a.pop(" machine")
+d = {}
+for k, (comm, ticks) in b.items():
+    d[comm] = d.get(comm, 0) + ticks - a.get(k, [comm, 0])[1]
+d = {k: v for k, v in d.items() if v > 0}
+# The fleet: its binaries (comm is cut to 15 characters), Postgres, Redis, the fake provider.
+ours = ("imperium-", "pg:", "postgres", "redis-server", "send_fake_provi")
+fleet = sum(v for k, v in d.items() if k.startswith(ours))
+print("  CPU per message (us): " + ", ".join(f"{k} {us(v)}"
+      for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:16]) +
+      f"; all {us(sum(d.values()))} (the fleet {us(fleet)}); the machine {us(machine)}")
 PY
 }
 
