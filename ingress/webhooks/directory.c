@@ -37,7 +37,6 @@ struct ing_directory {
 
     /* Catch-up, written by the directory thread only (the flags are read by any thread). */
     int32_t npart;
-    int64_t *high; /* high watermark of each partition at start-up */
     bool *caught;
     atomic_int ncaught;
     atomic_bool assigned;
@@ -288,23 +287,15 @@ static int32_t partition_count(ing_directory_t *d)
     return n > 0 ? n : -1;
 }
 
-/* Read the high watermarks, then assign every partition from the beginning. */
+/* Assign every partition from the beginning. A partition is caught up at its first
+ * end-of-partition event: the consumer has read everything it held when that fetch was
+ * answered. No watermark query: librdkafka 2.0.2's waits for a partition's leader, however
+ * short its timeout, and an ingress started while a broker was down could not stop. */
 static bool assign_all(ing_directory_t *d)
 {
     int32_t n = partition_count(d);
     if (n < 0)
         return false;
-    int64_t *high = imp_calloc((size_t)n, sizeof(*high));
-    for (int32_t p = 0; p < n; p++) {
-        int64_t low = 0;
-        rd_kafka_resp_err_t rc = rd_kafka_query_watermark_offsets(d->rk, ING_TOPIC_TENANTS, p, &low,
-                                                                  &high[p], META_TIMEOUT_MS);
-        if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            log_kafka_error(d, "cannot read the tenant topic's watermarks; retrying", rc);
-            free(high);
-            return false;
-        }
-    }
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
     for (int32_t p = 0; p < n; p++)
         rd_kafka_topic_partition_list_add(list, ING_TOPIC_TENANTS, p)->offset =
@@ -313,19 +304,13 @@ static bool assign_all(ing_directory_t *d)
     rd_kafka_topic_partition_list_destroy(list);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
         log_kafka_error(d, "cannot assign the tenant topic's partitions; retrying", rc);
-        free(high);
         return false;
     }
     d->npart = n;
-    d->high = high;
     d->caught = imp_calloc((size_t)n, sizeof(bool));
     atomic_store(&d->assigned, true);
     IMP_LOG_INFO("reading the tenant directory", IMP_LS("topic", ING_TOPIC_TENANTS),
                  IMP_LI("partitions", n));
-    for (int32_t p = 0; p < n; p++) {
-        if (high[p] == 0)
-            mark_caught(d, p);
-    }
     return true;
 }
 
@@ -350,8 +335,7 @@ static void apply(ing_directory_t *d, const rd_kafka_message_t *m)
 static void handle(ing_directory_t *d, const rd_kafka_message_t *m)
 {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        if (m->partition < d->npart && m->offset >= d->high[m->partition])
-            mark_caught(d, m->partition);
+        mark_caught(d, m->partition);
         return;
     }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -360,8 +344,6 @@ static void handle(ing_directory_t *d, const rd_kafka_message_t *m)
     }
     d->last_error_ms = 0;
     apply(d, m);
-    if (m->partition < d->npart && m->offset + 1 >= d->high[m->partition])
-        mark_caught(d, m->partition);
 }
 
 static void nap(ing_directory_t *d, int ms)
@@ -433,7 +415,6 @@ void ing_directory_stop(ing_directory_t *d)
         }
     }
     free(d->heads);
-    free(d->high);
     free(d->caught);
     pthread_rwlock_destroy(&d->lock);
     imp_crypto_wipe(d->key, sizeof(d->key));

@@ -247,8 +247,8 @@ ing_directory_t *ing_directory_start(const char *brokers, const imp_kafka_props_
                                      const uint8_t key[IMP_CRYPTO_KEY_LEN], int nthreads,
                                      imp_error_t **err);
 void ing_directory_stop(ing_directory_t *d);
-/* true once every partition was read up to the high watermark seen at start-up; otherwise
- * a reason. Any thread, never blocks. */
+/* true once every partition was read to its end (its first end-of-partition event);
+ * otherwise a reason. Any thread, never blocks. */
 bool ing_directory_ready(ing_directory_t *d, char *reason, size_t cap);
 size_t ing_directory_count(ing_directory_t *d);
 

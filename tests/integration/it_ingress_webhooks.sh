@@ -30,6 +30,20 @@ assert p['title'] and p['detail'] and len(p['trace_id']) == 32, p" ||
 # ---- readiness: nothing is served before the directory has caught up ---------------------
 
 standard_tenants
+# An ingress started while the leader of a tenant partition is down is not ready, and stops
+# when told to: it asks no broker for watermarks (librdkafka 2.0.2 waits for the leader
+# there whatever the timeout).
+[ "$(devbroker_cmd "partition leader imp.tenants.v1 0 2")" = ok ] || fail "control: partition leader"
+devbroker_cmd "broker down 2" >/dev/null || fail "control: broker down 2"
+start_ingress ingress-partial IMP_INGRESS_RATE=0
+PARTIAL_PID=$BG_PID
+sleep 3
+http GET /readyz
+expect_problem "readyz while the leader of a tenant partition is down" 503
+assert_contains "readyz reason with one broker down" "$RESP" "tenant directory"
+stop_bg "$PARTIAL_PID" 10 || fail "the ingress did not stop by itself while broker 2 was down"
+pass "an ingress waiting for a tenant partition stops on SIGTERM"
+devbroker_cmd "broker up 2" >/dev/null || fail "control: broker up 2"
 devbroker_cmd "broker down all" >/dev/null || fail "control: broker down"
 start_ingress ingress IMP_OPS_WEBHOOK_SECRET="$OPS_SECRET" IMP_INGRESS_RATE=0
 sleep 2
