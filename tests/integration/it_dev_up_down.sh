@@ -16,7 +16,7 @@ PG_PORT=$(free_port)
 REDIS_PORT=$(free_port)
 BROKER_PORT=$(free_port)
 INGRESS_PORT=$(free_port)
-listening() { [ -n "$(ss -Htln "( sport = :$1 )" 2>/dev/null)" ]; }
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; } # something accepts on PORT
 # Ten ports above the base, one a binary (DEV_METRICS_BASE_PORT + 1 … + 10).
 for _ in $(seq 1 50); do
     METRICS_BASE=$(free_port)
@@ -78,7 +78,7 @@ check_down() { # check_down WHAT
         kill -0 "$pid" 2>/dev/null && fail "$1: pid $pid ($(cat "/proc/$pid/comm")) still runs after down"
     done
     for p in "${PORTS[@]}"; do
-        listening "$p" && fail "$1: something still listens on $p after down: $(ss -Htlnp "( sport = :$p )")"
+        listening "$p" && fail "$1: something still listens on $p after down"
     done
     assert_contains "$1: status after down" "$(dev status)" "postgres             -        stopped"
     pass "$1: down stopped ${#PIDS[@]} processes and Postgres; none of ${#PORTS[@]} ports listens"
