@@ -50,10 +50,14 @@ build() { # build DIR [cmake args…]
 
 pid_of() { [ -f "$RUN/$1.pid" ] && cat "$RUN/$1.pid" || true; }
 
-alive() {
+running() { # running PID: the process exists and is not a zombie waiting to be reaped
+    kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]
+}
+
+alive() { # alive NAME: its recorded process runs
     local pid
     pid=$(pid_of "$1")
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+    [ -n "$pid" ] && running "$pid"
 }
 
 dev_env_exec() { # dev_env_exec CMD… : replaces this shell with CMD, given .dev/env and the
@@ -90,13 +94,13 @@ stop_pid() { # stop_pid NAME : TERM, wait up to 10 s, then KILL
     local name=$1 pid
     pid=$(pid_of "$name")
     [ -n "$pid" ] || return 0
-    if kill -0 "$pid" 2>/dev/null; then
+    if running "$pid"; then
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 100); do
-            kill -0 "$pid" 2>/dev/null || break
+            running "$pid" || break
             sleep 0.1
         done
-        if kill -0 "$pid" 2>/dev/null; then
+        if running "$pid"; then
             say "$name did not stop in 10 s; killing it"
             kill -KILL "$pid" 2>/dev/null || true
         fi
