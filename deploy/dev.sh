@@ -51,7 +51,8 @@ build() { # build DIR [cmake args…]
 pid_of() { [ -f "$RUN/$1.pid" ] && cat "$RUN/$1.pid" || true; }
 
 running() { # running PID: the process exists and is not a zombie waiting to be reaped
-    kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]
+    local st
+    st=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$st" ] && [ "${st:0:1}" != Z ]
 }
 
 alive() { # alive NAME: its recorded process runs
