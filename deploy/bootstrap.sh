@@ -8,7 +8,7 @@ PACKAGES=(
     librdkafka-dev libpq-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev libssl-dev
     libh2o-evloop-dev libh2o-dev check libsubunit-dev
     postgresql postgresql-contrib redis-server
-    python3 python3-jsonschema wrk kcat clang libclang-rt-14-dev gdb
+    python3 python3-jsonschema wrk kcat clang libclang-rt-14-dev gdb procps
 )
 
 missing=()
