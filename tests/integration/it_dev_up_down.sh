@@ -73,12 +73,10 @@ check_up() { # check_up OUT
 }
 
 check_down() { # check_down WHAT
-    local pid p st
+    local pid p
     dev down >"$IMP_TEST_TMP/down.out" 2>&1 || fail "$1: down failed: $(cat "$IMP_TEST_TMP/down.out")"
     for pid in "${PIDS[@]}"; do
-        # An exited process waiting for init to reap it (state Z) has stopped.
-        st=$(ps -o stat=,comm= -p "$pid" 2>/dev/null) || continue
-        [ "${st:0:1}" = Z ] || fail "$1: pid $pid still runs after down: $st"
+        proc_running "$pid" && fail "$1: pid $pid still runs after down: $(ps -o comm= -p "$pid")"
     done
     for p in "${PORTS[@]}"; do
         listening "$p" && fail "$1: something still listens on $p after down"

@@ -23,6 +23,13 @@ start_bg() {
 
 proc_alive() { kill -0 "$1" 2>/dev/null; }
 
+# True while PID runs: a process that exited and waits to be reaped (state Z, as a child of
+# this shell is until it is waited for) does not.
+proc_running() { # proc_running PID
+    local st
+    st=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
+
 # Signal a process group when the pid leads one, else the process.
 signal_proc() { # signal_proc SIGNAL PID
     kill -"$1" -- "-$2" 2>/dev/null || kill -"$1" "$2" 2>/dev/null || true
@@ -32,15 +39,11 @@ stop_bg() {
     local pid=$1 timeout=${2:-10} waited=0
     proc_alive "$pid" || { wait "$pid" 2>/dev/null; return $?; }
     signal_proc TERM "$pid"
-    while proc_alive "$pid" && [ "$waited" -lt $((timeout * 10)) ]; do
-        # A child of this shell stays a zombie (and "alive") until it is waited for.
-        if [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ]; then
-            break
-        fi
+    while proc_running "$pid" && [ "$waited" -lt $((timeout * 10)) ]; do
         sleep 0.1
         waited=$((waited + 1))
     done
-    if proc_alive "$pid" && [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ]; then
+    if proc_running "$pid"; then
         say "pid $pid did not stop within ${timeout}s; killing it"
         signal_proc KILL "$pid"
     fi
