@@ -5,19 +5,22 @@
 #
 #   bash tests/harness.sh bash tests/bench/e2e/run.sh
 #
-# Two phases, each with its own conversations (one message each, one POST each):
+# First the fleet idle for BENCH_IDLE_SECONDS (3): the CPU it spends with nothing to do.
+# Then two phases, each with its own conversations (one message each, one POST each):
 #   1. throughput: BENCH_N (2000) messages offered as fast as the driver can (BENCH_THREADS
 #      (64) requests in flight, tests/integration/progs/e2e_load.c):
 #      replies/s = replies / (last reply − first ACK); then the CPU each kind of process spent
 #      per message in that phase.
 #   2. latency: BENCH_LAT_N (2000) messages at a fixed offered rate BENCH_RATE (200/s):
-#      webhook ACK (the ingress's 200) → provider received (the fake's record), p50/p99/max.
+#      webhook ACK (the ingress's 200) → provider received (the fake's record), p50/p99/max;
+#      then the CPU per message in that phase and how busy the machine was.
 # Targets of issue 6 (2 cores): >= 1,000 replies/s sustained; p99 <= 100 ms at 200/s.
 # Knobs: BENCH_PG_TRANSPORT (socket; see below), BENCH_SENDERS (1) imperium-send processes,
 # BENCH_METRICS (off; see below); BENCH_BATCH_WAIT, BENCH_CONSUMER_PROPS
 # for the workers' IMP_WORKER_BATCH_WAIT and IMP_KAFKA_CONSUMER_PROPS; IMP_TEST_PG_OPTS='-c
 # shared_preload_libraries=pg_stat_statements' (read by the harness) adds Postgres's most
-# costly statements at the end.
+# costly statements at the end; IMP_DEVBROKER_BROKERS=1 (read by the dev broker the harness
+# starts) runs one broker instead of three (docs/round-trip.md § The machine at 200 messages/s).
 # Timestamps are wall-clock ms on one machine (driver and fake both read gettimeofday).
 set -euo pipefail
 # BENCH_PG_TRANSPORT: socket (default) connects the fleet to Postgres over its Unix socket,
@@ -126,7 +129,7 @@ pg_apps() {
 cpu_snapshot() {
     pg_apps "$1.apps"
     python3 - "$1" <<'PY'
-import json, os, sys
+import json, os, sys, time
 apps = json.load(open(sys.argv[1] + ".apps"))
 use = {}
 for pid in os.listdir("/proc"):
@@ -144,17 +147,24 @@ for pid in os.listdir("/proc"):
 # phase (the driver) and the kernel's own work count there, not in any process above.
 cpu = open("/proc/stat").readline().split()
 use[" machine"] = sum(int(cpu[i]) for i in (1, 2, 3, 6, 7))
+use[" seconds"] = time.monotonic()
 json.dump(use, open(sys.argv[1], "w"))
 PY
 }
 # cpu_report BEFORE AFTER N: CPU µs per message of each process kind over the phase; all of
-# them, the fleet's share, and the machine's (which also holds exited processes and the kernel).
+# them, the fleet's share, and the machine's (which also holds exited processes and the kernel),
+# then how busy the machine was (its busy time over the phase's time on all its CPUs).
+# N = 0: the same as per cent of one CPU (the fleet idle).
 cpu_report() {
-    python3 - "$@" "$(getconf CLK_TCK)" <<'PY'
+    python3 - "$@" "$(getconf CLK_TCK)" "$(nproc)" <<'PY'
 import json, sys
 a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-n, hz = int(sys.argv[3]), int(sys.argv[4])
-us = lambda ticks: f"{ticks * 1e6 / hz / n:.0f}"
+n, hz, ncpu = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+seconds = b.pop(" seconds") - a.pop(" seconds")
+if n > 0:
+    what, us = "CPU per message (us)", lambda ticks: f"{ticks * 1e6 / hz / n:.0f}"
+else:
+    what, us = "CPU (% of one CPU)", lambda ticks: f"{ticks * 100 / hz / seconds:.1f}"
 machine = b.pop(" machine") - a.pop(" machine")
 d = {}
 for k, (comm, ticks) in b.items():
@@ -163,9 +173,10 @@ d = {k: v for k, v in d.items() if v > 0}
 # The fleet: its binaries (comm is cut to 15 characters), Postgres, Redis, the fake provider.
 ours = ("imperium-", "pg:", "postgres", "redis-server", "send_fake_provi")
 fleet = sum(v for k, v in d.items() if k.startswith(ours))
-print("  CPU per message (us): " + ", ".join(f"{k} {us(v)}"
+print(f"  {what}: " + ", ".join(f"{k} {us(v)}"
       for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:16]) +
-      f"; all {us(sum(d.values()))} (the fleet {us(fleet)}); the machine {us(machine)}")
+      f"; all {us(sum(d.values()))} (the fleet {us(fleet)}); the machine {us(machine)}, "
+      f"{machine * 100 / hz / seconds / ncpu:.0f}% busy over {seconds:.1f} s")
 PY
 }
 
@@ -217,6 +228,14 @@ wait_replies() { WAIT_FOR_EVERY=0.25 wait_for 600 "$1 replies" at_least_requests
 # The driver (progs/e2e_load.c): signed webhooks over libcurl's multi interface.
 load() { "$BIN/e2e_load" "$INGRESS_URL" shop "$E2E_GENERIC" --question "$E2E_Q_PRICE" "$@"; }
 
+# The fleet with nothing to do: its consumers' empty fetches, which the dev broker holds for
+# the whole fetch.wait.max.ms (docs/devbroker.md), and the workers' timers.
+IDLE_S=${BENCH_IDLE_SECONDS:-3}
+cpu_snapshot "$IMP_TEST_TMP/idle0"
+sleep "$IDLE_S"
+cpu_snapshot "$IMP_TEST_TMP/idle1"
+C0=$(cpu_report "$IMP_TEST_TMP/idle0" "$IMP_TEST_TMP/idle1" 0)
+
 say "phase 1: $N messages as fast as possible"
 cpu_snapshot "$IMP_TEST_TMP/cpu0"
 wake_snapshot "$IMP_TEST_TMP/wake0"
@@ -233,17 +252,22 @@ say "driver: $D1"
 
 say "phase 2: $LAT_N messages at $RATE/s"
 base=$(requests generic)
+cpu_snapshot "$IMP_TEST_TMP/cpu2"
 D2=$(load --convs "$LAT_N" --conns "$THREADS" --rate "$RATE" --prefix lat \
     --acks "$IMP_TEST_TMP/acks2") || fail "driver: $D2"
 wait_replies $((base + LAT_N)) || fail "only $(requests generic) replies; $(where_stuck)"
 S2=$(stats lat "$IMP_TEST_TMP/acks2")
+cpu_snapshot "$IMP_TEST_TMP/cpu3"
+C2=$(cpu_report "$IMP_TEST_TMP/cpu2" "$IMP_TEST_TMP/cpu3" "$LAT_N")
 say "driver: $D2"
 
 printf '\n=== e2e benchmark (window 0, extractive, generic fake answering at once, Postgres over %s) ===\n' \
     "${BENCH_PG_TRANSPORT:-socket}"
+printf 'idle        %s s, no messages:\n%s\n' "$IDLE_S" "$C0"
 printf 'throughput  %s messages: %s\n' "$N" "$S1"
 printf '%s\n%s\n' "$C1" "$W1"
 printf 'latency     %s messages at %s/s offered: %s\n' "$LAT_N" "$RATE" "$S2"
+printf '%s\n' "$C2"
 # Where the latency phase's time went, from message_traces: ingress_ms is ingress → dialog →
 # rag's start (two hops), rag_ms and qc_ms their own work, send_ms qc's outbound event → the
 # provider's 2xx (one hop, the claim, the HTTP call).
