@@ -336,6 +336,20 @@ gamma_exists() { [ "$(sql "SELECT count(*) FROM tenants WHERE slug = 'gamma'")" 
 wait_for 20 "gamma created (--no-wait)" gamma_exists || fail "gamma was not created"
 pass "--no-wait: the command took effect"
 
+# ---- Kafka unreachable: nothing sent, the operation id to retry with ---------------------------
+
+OPK=$(uuid4)
+KAFKA=$IMP_KAFKA_BROKERS
+IMP_KAFKA_BROKERS=127.0.0.1:$(free_port)
+IMP_KAFKA_PRODUCER_PROPS=delivery.timeout.ms=1000 ctl tenant create delta --name Delta --operation-id "$OPK"
+IMP_KAFKA_BROKERS=$KAFKA
+expect "Kafka unreachable" 3 "could not send the command to Kafka"
+assert_contains "Kafka unreachable: says how to retry" "$ERR" "retry with --operation-id $OPK"
+assert_eq "Kafka unreachable: no operation recorded" 0 \
+    "$(sql "SELECT count(*) FROM operations WHERE operation_id = '$OPK'")"
+ctl tenant create delta --name Delta --operation-id "$OPK"
+expect "the retry" 0 "operation $OPK: succeeded: tenant delta created"
+
 # ---- bad usage (nothing is sent) --------------------------------------------------------------
 
 SENT=$(kcat -C -b "$IMP_KAFKA_BROKERS" -t imp.commands.v1 -o beginning -e -q 2>/dev/null | grep -c . || true)
@@ -354,6 +368,18 @@ ctl tenant create delta
 expect "create without --name" 2 "tenant create needs --name"
 ctl tenant frobnicate demo
 expect "unknown command" 2 "unknown command"
+KAFKA=$IMP_KAFKA_BROKERS
+IMP_KAFKA_BROKERS=
+ctl tenant create epsilon --name Epsilon
+expect "no IMP_KAFKA_BROKERS" 2 "IMP_KAFKA_BROKERS is not set"
+ctl tenant show demo
+expect "tenant show needs no Kafka" 0 "demo"
+IMP_KAFKA_BROKERS=$KAFKA
+KEY=$IMP_SECRET_KEY
+IMP_SECRET_KEY=
+ctl channel set demo generic --secret "webhook_secret=$(whsec)"
+expect "a --secret without IMP_SECRET_KEY" 2 "IMP_SECRET_KEY is not set: it seals --secret values"
+IMP_SECRET_KEY=$KEY
 assert_eq "bad usage sends nothing" "$SENT" \
     "$(kcat -C -b "$IMP_KAFKA_BROKERS" -t imp.commands.v1 -o beginning -e -q 2>/dev/null | grep -c . || true)"
 ctl channel set ghost generic
@@ -438,8 +464,8 @@ outbox_published() { [ "$(sql "SELECT count(*) FROM outbox WHERE published_at IS
 wait_for 10 "outbox published" outbox_published || fail "outbox rows left unpublished"
 read_snapshots
 SNAPS=$(snap check "$IMP_SOURCE_DIR/schemas") || fail "a snapshot breaks the contract"
-assert_eq "every snapshot keeps the contract (demo 13, acme 2, beta 2, gamma 1)" 18 "$SNAPS"
-assert_eq "invalidation events: one per snapshot" 18 \
+assert_eq "every snapshot keeps the contract (demo 13, acme 2, beta 2, gamma 1, delta 1)" 19 "$SNAPS"
+assert_eq "invalidation events: one per snapshot" 19 \
     "$(kcat -C -b "$IMP_KAFKA_BROKERS" -t imp.control.v1 -o beginning -e -q 2>/dev/null | grep -c '"type":"imp.control.changed.v1"' || true)"
 
 # ---- secrets never leave sealed ---------------------------------------------------------------

@@ -41,6 +41,12 @@ expect "a question twice" 2 "repeats question 0"
 printf '{"question": "a"}' >"$T/object.json"
 ctl kb questions set salon --file "$T/object.json"
 expect "not a list" 2 "is not a JSON array of questions"
+# Under the file's limit (4 MiB), over a command's once encoded (Kafka's message size).
+python3 -c 'import json; print(json.dumps([{"question": "q%d %s" % (i, "x" * 1000), "source": "faq_en.md"} for i in range(1000)]))' >"$T/big.json"
+ctl kb questions set salon --file "$T/big.json"
+expect "a command too large for Kafka" 2 "more than the 960000 a command may be (Kafka's message size)"
+assert_eq "questions unchanged after the refused ones" "$NQ" \
+    "$(sql "SELECT count(*) FROM kb_eval_questions WHERE tenant_id = '$A'")"
 
 # ---- eval -------------------------------------------------------------------------------------
 

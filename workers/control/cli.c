@@ -6,7 +6,6 @@
 #include "imp/kafka.h"
 #include "imp/log.h"
 #include "imp/mem.h"
-#include "imp/trace.h"
 
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -14,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLI_SOURCE "imperium/control-cli"
 #define PRODUCE_TIMEOUT_MS 15000
 
 static const imp_config_entry_t cli_table[] = {
@@ -195,11 +193,12 @@ static control_cmd_t command_of(cli_cmd_t cmd)
     }
 }
 
-/* The whole envelope, as text (*out: heap). Secrets are sealed for this tenant and
+/* The command's data (a new reference in *out). Secrets are sealed for this tenant and
  * operation; the data is checked by the rules the worker applies. */
-static imp_error_t *build_command(const cli_args_t *a, const cli_settings_t *s,
-                                  const char *tenant_id, const char *opid, char **out)
+static imp_error_t *command_data(void *arg, const cli_settings_t *s, const char *tenant_id,
+                                 const char *opid, json_t **out)
 {
+    const cli_args_t *a = arg;
     json_t *data = data_of(a, s);
     imp_error_t *err = NULL;
     if (a->secrets != NULL) {
@@ -217,17 +216,8 @@ static imp_error_t *build_command(const cli_args_t *a, const cli_settings_t *s,
         json_decref(data);
         return err;
     }
-    imp_envelope_t ev;
-    err = imp_envelope_new_event(&ev, opid, CLI_SOURCE, control_cmd_type(command_of(a->cmd)),
-                                 tenant_id, data);
-    if (err != NULL)
-        return err;
-    imp_trace_t trace;
-    imp_trace_new(&trace);
-    imp_trace_format(&trace, ev.traceparent);
-    err = imp_envelope_serialize(&ev, out);
-    imp_envelope_dispose(&ev);
-    return err;
+    *out = data;
+    return NULL;
 }
 
 imp_error_t *cli_produce(const cli_settings_t *s, const char *tenant_id, const char *payload)
@@ -251,47 +241,17 @@ imp_error_t *cli_produce(const cli_settings_t *s, const char *tenant_id, const c
     return err;
 }
 
-static int submit(imp_pg_t *pg, const cli_args_t *a, const cli_settings_t *s)
+static int show(imp_pg_t *pg, const cli_settings_t *s, void *args)
 {
-    char tenant_id[IMP_UUID_STR_SIZE], opid[IMP_UUID_STR_SIZE];
-    imp_error_t *err = cli_tenant_id(pg, a->slug, tenant_id);
-    if (err != NULL) {
-        cli_report("looking up the tenant", err);
-        imp_error_free(err);
-        return CONTROL_EXIT_UNKNOWN;
-    }
-    if (a->operation_id != NULL)
-        snprintf(opid, sizeof(opid), "%s", a->operation_id);
-    else
-        imp_uuid_v4_str(opid);
-    char *payload = NULL;
-    err = build_command(a, s, tenant_id, opid, &payload);
-    if (err != NULL) {
-        cli_report("invalid command", err);
-        imp_error_free(err);
-        return CONTROL_EXIT_USAGE;
-    }
-    err = cli_produce(s, tenant_id, payload);
-    free(payload);
-    if (err != NULL) {
-        cli_report("could not send the command to Kafka", err);
-        fprintf(stderr, "%s: retry with --operation-id %s\n", CONTROL_BINARY, opid);
-        imp_error_free(err);
-        return CONTROL_EXIT_UNKNOWN;
-    }
-    if (a->no_wait) {
-        printf("operation %s: submitted\n", opid);
-        return CONTROL_EXIT_OK;
-    }
-    return cli_wait(pg, s, tenant_id, opid, a->timeout_ms);
+    const cli_args_t *a = args;
+    return cli_show(pg, s, a->slug, a->json);
 }
 
-static int needs(const cli_args_t *a, const cli_settings_t *s)
+/* --secret values are sealed with the key of the secrets at rest: it must be set. */
+static int needs_key(void *args, const cli_settings_t *s, json_t **data)
 {
-    if (a->cmd != CLI_TENANT_SHOW && s->kafka_brokers[0] == '\0') {
-        fprintf(stderr, "%s: IMP_KAFKA_BROKERS is not set\n", CONTROL_BINARY);
-        return -1;
-    }
+    (void)data;
+    const cli_args_t *a = args;
     if (a->secrets != NULL && !s->have_key) {
         fprintf(stderr, "%s: IMP_SECRET_KEY is not set: it seals --secret values\n",
                 CONTROL_BINARY);
@@ -303,28 +263,24 @@ static int needs(const cli_args_t *a, const cli_settings_t *s)
 int control_cli(int argc, char **argv)
 {
     cli_args_t a;
-    cli_settings_t s = {0};
-    imp_pg_t *pg = NULL;
     char problem[512];
     int rc = CONTROL_EXIT_USAGE;
     if (cli_args_parse(argc, argv, &a, problem, sizeof(problem)) != 0) {
         fprintf(stderr, "%s: %s\n", CONTROL_BINARY, problem);
         cli_print_usage(stderr);
-        goto out;
+    } else {
+        cli_command_t c = {.reads = a.cmd == CLI_TENANT_SHOW,
+                           .read = show,
+                           .prepare = needs_key,
+                           .sub = {.slug = a.slug,
+                                   .type = control_cmd_type(command_of(a.cmd)),
+                                   .operation_id = a.operation_id,
+                                   .no_wait = a.no_wait,
+                                   .timeout_ms = a.timeout_ms,
+                                   .build = command_data,
+                                   .arg = &a}};
+        rc = cli_run(&c, &a);
     }
-    if (cli_load_settings(&s) != 0 || needs(&a, &s) != 0)
-        goto out;
-    imp_error_t *err = cli_connect_pg(&s, &pg);
-    if (err != NULL) {
-        cli_report("could not connect to Postgres", err);
-        rc = imp_error_class(err) == IMP_ERR_FATAL ? CONTROL_EXIT_USAGE : CONTROL_EXIT_UNKNOWN;
-        imp_error_free(err);
-        goto out;
-    }
-    rc = a.cmd == CLI_TENANT_SHOW ? cli_show(pg, &s, a.slug, a.json) : submit(pg, &a, &s);
-out:
-    imp_pg_free(pg);
-    cli_settings_dispose(&s);
     cli_args_dispose(&a);
     return rc;
 }

@@ -5,7 +5,6 @@
 
 #include "imp/kb.h"
 #include "imp/mem.h"
-#include "imp/trace.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define BOT_CLI_SOURCE "imperium/control-cli"
 #define BOT_FILE_MAX (256 * 1024)
 
 static const control_bot_cmd_t bot_command_of[] = {
@@ -131,8 +129,9 @@ static int settings_data(const bot_args_t *a, json_t *d)
 
 /* The command's data (*out: new reference), checked by the rules the worker applies; -1 after
  * printing why not. */
-static int command_data(const bot_args_t *a, const cli_settings_t *s, json_t **out)
+static int command_data(void *args, const cli_settings_t *s, json_t **out)
 {
+    const bot_args_t *a = args;
     json_t *d = json_pack("{s:s, s:s}", "slug", a->slug, "actor", s->actor);
     int rc = 0;
     switch (a->cmd) {
@@ -181,95 +180,42 @@ static void print_result(const json_t *result, const char *status, void *arg)
         printf("version %lld\n", (long long)json_integer_value(version));
 }
 
-static imp_error_t *bot_envelope(const bot_args_t *a, const char *tenant_id, const char *opid,
-                                 json_t *data, char **out)
+static int wait_outcome(imp_pg_t *pg, const cli_settings_t *s, const char *tenant_id,
+                        const char *opid, void *arg)
 {
-    imp_envelope_t ev;
-    imp_error_t *err = imp_envelope_new_event(
-        &ev, opid, BOT_CLI_SOURCE, control_bot_cmd_type(bot_command_of[a->cmd]), tenant_id, data);
-    if (err != NULL)
-        return err;
-    imp_trace_t trace;
-    imp_trace_new(&trace);
-    imp_trace_format(&trace, ev.traceparent);
-    err = imp_envelope_serialize(&ev, out);
-    imp_envelope_dispose(&ev);
-    return err;
+    const bot_args_t *a = arg;
+    cli_wait_opts_t o = {.print = print_result, .arg = arg};
+    return cli_wait_opts(pg, s, tenant_id, opid, a->timeout_ms, &o);
 }
 
-static int bot_submit(imp_pg_t *pg, const cli_settings_t *s, const bot_args_t *a, json_t *data)
+static int versions(imp_pg_t *pg, const cli_settings_t *s, void *args)
 {
-    char tenant_id[IMP_UUID_STR_SIZE], opid[IMP_UUID_STR_SIZE];
-    imp_error_t *err = cli_tenant_id(pg, a->slug, tenant_id);
-    if (err != NULL) {
-        json_decref(data);
-        cli_report("looking up the tenant", err);
-        imp_error_free(err);
-        return CONTROL_EXIT_UNKNOWN;
-    }
-    if (a->operation_id != NULL)
-        snprintf(opid, sizeof(opid), "%s", a->operation_id);
-    else
-        imp_uuid_v4_str(opid);
-    char *payload = NULL;
-    err = bot_envelope(a, tenant_id, opid, data, &payload);
-    if (err != NULL) {
-        cli_report("invalid command", err);
-        imp_error_free(err);
-        return CONTROL_EXIT_USAGE;
-    }
-    err = cli_produce(s, tenant_id, payload);
-    free(payload);
-    if (err != NULL) {
-        cli_report("could not send the command to Kafka", err);
-        fprintf(stderr, "%s: retry with --operation-id %s\n", CONTROL_BINARY, opid);
-        imp_error_free(err);
-        return CONTROL_EXIT_UNKNOWN;
-    }
-    if (a->no_wait) {
-        printf("operation %s: submitted\n", opid);
-        return CONTROL_EXIT_OK;
-    }
-    cli_wait_opts_t o = {.print = print_result, .arg = (void *)a};
-    return cli_wait_opts(pg, s, tenant_id, opid, a->timeout_ms, &o);
+    (void)s;
+    const bot_args_t *a = args;
+    return cli_bot_versions(pg, a->slug, a->json);
 }
 
 int control_cli_bot(int argc, char **argv)
 {
     bot_args_t a;
-    cli_settings_t s = {0};
-    imp_pg_t *pg = NULL;
-    json_t *data = NULL;
     char problem[512];
-    int rc = CONTROL_EXIT_USAGE;
     if (cli_bot_args_parse(argc, argv, &a, problem, sizeof(problem)) != 0) {
         fprintf(stderr, "%s: %s\n", CONTROL_BINARY, problem);
         cli_bot_print_usage(stderr);
-        goto out;
+        return CONTROL_EXIT_USAGE;
     }
-    if (cli_load_settings(&s) != 0)
-        goto out;
-    if (a.cmd != BOT_CLI_VERSIONS && s.kafka_brokers[0] == '\0') {
-        fprintf(stderr, "%s: IMP_KAFKA_BROKERS is not set\n", CONTROL_BINARY);
-        goto out;
-    }
-    if (a.cmd != BOT_CLI_VERSIONS && command_data(&a, &s, &data) != 0)
-        goto out;
-    imp_error_t *err = cli_connect_pg(&s, &pg);
-    if (err != NULL) {
-        cli_report("could not connect to Postgres", err);
-        rc = imp_error_class(err) == IMP_ERR_FATAL ? CONTROL_EXIT_USAGE : CONTROL_EXIT_UNKNOWN;
-        imp_error_free(err);
-        goto out;
-    }
-    if (a.cmd == BOT_CLI_VERSIONS)
-        rc = cli_bot_versions(pg, a.slug, a.json);
-    else
-        rc = bot_submit(pg, &s, &a, data);
-    data = NULL;
-out:
-    json_decref(data);
-    imp_pg_free(pg);
-    cli_settings_dispose(&s);
-    return rc;
+    bool reads = a.cmd == BOT_CLI_VERSIONS;
+    cli_command_t c = {.reads = reads,
+                       .read = versions,
+                       .prepare = reads ? NULL : command_data,
+                       .sub = {
+                           .slug = a.slug,
+                           .type = reads ? NULL : control_bot_cmd_type(bot_command_of[a.cmd]),
+                           .operation_id = a.operation_id,
+                           .no_wait = a.no_wait,
+                           .timeout_ms = a.timeout_ms,
+                           .wait = wait_outcome,
+                           .arg = &a,
+                       }};
+    return cli_run(&c, &a);
 }

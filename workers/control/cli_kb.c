@@ -5,7 +5,6 @@
 #include "cli_kb.h"
 
 #include "imp/mem.h"
-#include "imp/trace.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define CLI_SOURCE "imperium/control-cli"
 #define QUESTIONS_FILE_MAX (4 * 1024 * 1024)
 
 static const control_kb_cmd_t command_of[] = {
@@ -157,8 +155,9 @@ static void settings_data(const kb_args_t *a, json_t *d)
 
 /* The command's data (*out: new reference), read from the files and checked by the rules
  * the worker applies; -1 after printing why not. */
-static int command_data(const kb_args_t *a, const cli_settings_t *s, json_t **out)
+static int command_data(void *args, const cli_settings_t *s, json_t **out)
 {
+    const kb_args_t *a = args;
     json_t *d = json_pack("{s:s, s:s}", "slug", a->slug, "actor", s->actor);
     int rc = 0;
     switch (a->cmd) {
@@ -248,28 +247,13 @@ static void print_result(const json_t *result, const char *status, void *arg)
 
 /* ---- sending -------------------------------------------------------------------------------- */
 
-static imp_error_t *envelope(const kb_args_t *a, const char *tenant_id, const char *opid,
-                             json_t *data, char **out)
+static int wait_for(imp_pg_t *pg, const cli_settings_t *s, const char *tenant_id, const char *opid,
+                    void *arg)
 {
-    imp_envelope_t ev;
-    imp_error_t *err = imp_envelope_new_event(
-        &ev, opid, CLI_SOURCE, control_kb_cmd_type(command_of[a->cmd]), tenant_id, data);
-    if (err != NULL)
-        return err;
-    imp_trace_t trace;
-    imp_trace_new(&trace);
-    imp_trace_format(&trace, ev.traceparent);
-    err = imp_envelope_serialize(&ev, out);
-    imp_envelope_dispose(&ev);
-    return err;
-}
-
-static int wait_for(imp_pg_t *pg, const cli_settings_t *s, const kb_args_t *a,
-                    const char *tenant_id, const char *opid)
-{
+    const kb_args_t *a = arg;
     control_kb_cmd_t cmd = command_of[a->cmd];
     char fwd[IMP_UUID_STR_SIZE];
-    cli_wait_opts_t o = {.print = print_result, .arg = (void *)a};
+    cli_wait_opts_t o = {.print = print_result, .arg = arg};
     if (control_kb_forward_step(cmd) != NULL &&
         imp_opid_derive(opid, control_kb_forward_step(cmd), fwd) == NULL) {
         o.worker = CONTROL_INDEXER_WORKER;
@@ -279,86 +263,33 @@ static int wait_for(imp_pg_t *pg, const cli_settings_t *s, const kb_args_t *a,
     return cli_wait_opts(pg, s, tenant_id, opid, a->timeout_ms, &o);
 }
 
-static int submit(imp_pg_t *pg, const cli_settings_t *s, const kb_args_t *a, json_t *data)
+static int versions(imp_pg_t *pg, const cli_settings_t *s, void *args)
 {
-    char tenant_id[IMP_UUID_STR_SIZE], opid[IMP_UUID_STR_SIZE];
-    imp_error_t *err = cli_tenant_id(pg, a->slug, tenant_id);
-    if (err != NULL) {
-        json_decref(data);
-        cli_report("looking up the tenant", err);
-        imp_error_free(err);
-        return CONTROL_EXIT_UNKNOWN;
-    }
-    if (a->operation_id != NULL)
-        snprintf(opid, sizeof(opid), "%s", a->operation_id);
-    else
-        imp_uuid_v4_str(opid);
-    char *payload = NULL;
-    err = envelope(a, tenant_id, opid, data, &payload);
-    if (err != NULL) {
-        cli_report("invalid command", err);
-        imp_error_free(err);
-        return CONTROL_EXIT_USAGE;
-    }
-    if (strlen(payload) > CONTROL_COMMAND_MAX_BYTES) {
-        fprintf(stderr,
-                "%s: the command is %zu bytes once encoded, more than the %d a command may be "
-                "(Kafka's message size): split the source into several\n",
-                CONTROL_BINARY, strlen(payload), CONTROL_COMMAND_MAX_BYTES);
-        free(payload);
-        return CONTROL_EXIT_USAGE;
-    }
-    err = cli_produce(s, tenant_id, payload);
-    free(payload);
-    if (err != NULL) {
-        cli_report("could not send the command to Kafka", err);
-        fprintf(stderr, "%s: retry with --operation-id %s\n", CONTROL_BINARY, opid);
-        imp_error_free(err);
-        return CONTROL_EXIT_UNKNOWN;
-    }
-    if (a->no_wait) {
-        printf("operation %s: submitted\n", opid);
-        return CONTROL_EXIT_OK;
-    }
-    return wait_for(pg, s, a, tenant_id, opid);
+    (void)s;
+    const kb_args_t *a = args;
+    return cli_kb_versions(pg, a->slug, a->json);
 }
 
 int control_cli_kb(int argc, char **argv)
 {
     kb_args_t a;
-    cli_settings_t s = {0};
-    imp_pg_t *pg = NULL;
-    json_t *data = NULL;
     char problem[512];
-    int rc = CONTROL_EXIT_USAGE;
     if (cli_kb_args_parse(argc, argv, &a, problem, sizeof(problem)) != 0) {
         fprintf(stderr, "%s: %s\n", CONTROL_BINARY, problem);
         cli_kb_print_usage(stderr);
-        goto out;
+        return CONTROL_EXIT_USAGE;
     }
-    if (cli_load_settings(&s) != 0)
-        goto out;
-    if (a.cmd != KB_CLI_VERSIONS && s.kafka_brokers[0] == '\0') {
-        fprintf(stderr, "%s: IMP_KAFKA_BROKERS is not set\n", CONTROL_BINARY);
-        goto out;
-    }
-    if (a.cmd != KB_CLI_VERSIONS && command_data(&a, &s, &data) != 0)
-        goto out;
-    imp_error_t *err = cli_connect_pg(&s, &pg);
-    if (err != NULL) {
-        cli_report("could not connect to Postgres", err);
-        rc = imp_error_class(err) == IMP_ERR_FATAL ? CONTROL_EXIT_USAGE : CONTROL_EXIT_UNKNOWN;
-        imp_error_free(err);
-        goto out;
-    }
-    if (a.cmd == KB_CLI_VERSIONS)
-        rc = cli_kb_versions(pg, a.slug, a.json);
-    else
-        rc = submit(pg, &s, &a, data);
-    data = NULL;
-out:
-    json_decref(data);
-    imp_pg_free(pg);
-    cli_settings_dispose(&s);
-    return rc;
+    bool reads = a.cmd == KB_CLI_VERSIONS;
+    cli_command_t c = {.reads = reads,
+                       .read = versions,
+                       .prepare = reads ? NULL : command_data,
+                       .sub = {.slug = a.slug,
+                               .type = reads ? NULL : control_kb_cmd_type(command_of[a.cmd]),
+                               .operation_id = a.operation_id,
+                               .no_wait = a.no_wait,
+                               .timeout_ms = a.timeout_ms,
+                               .wait = wait_for,
+                               .arg = &a,
+                               .too_large_hint = ": split the source into several"}};
+    return cli_run(&c, &a);
 }

@@ -264,6 +264,46 @@ typedef struct {
 int cli_wait_opts(imp_pg_t *pg, const cli_settings_t *s, const char *tenant_id,
                   const char *operation_id, long long timeout_ms, const cli_wait_opts_t *o);
 
+/* Sending a command (cli_submit.c). */
+typedef struct {
+    const char *slug;         /* the tenant's */
+    const char *type;         /* the envelope's type */
+    const char *operation_id; /* NULL: a new one */
+    bool no_wait;             /* print the operation id instead of waiting */
+    long long timeout_ms;     /* of the wait */
+    json_t *data; /* the command's data (borrowed) when it does not depend on the ids … */
+    /* … else built for the tenant and operation id (a new reference in *out). An error is
+     * the command's fault: exit status usage. */
+    imp_error_t *(*build)(void *arg, const cli_settings_t *s, const char *tenant_id,
+                          const char *operation_id, json_t **out);
+    /* How to wait for the outcome (NULL: cli_wait); returns the exit status. */
+    int (*wait)(imp_pg_t *pg, const cli_settings_t *s, const char *tenant_id,
+                const char *operation_id, void *arg);
+    void *arg;                  /* of build and wait */
+    const char *too_large_hint; /* appended to the error of a command over the size limit */
+} cli_submission_t;
+
+/* Find the tenant, build and check the envelope, produce it, and print the operation id
+ * (no_wait) or wait for its outcome. Returns the exit status; Kafka unreachable prints the
+ * operation id to retry with. */
+int cli_submit(imp_pg_t *pg, const cli_settings_t *s, const cli_submission_t *sub);
+
+/* A command of a group (tenant, bot, kb) once its arguments are parsed. */
+typedef struct {
+    /* A command that only reads Postgres (`tenant show`, `… versions`): it needs no Kafka and
+     * runs read instead of being sent. */
+    bool reads;
+    int (*read)(imp_pg_t *pg, const cli_settings_t *s, void *args);
+    /* Called before anything connects (NULL: nothing to do): checks what the command needs
+     * of the settings and reads its local files into *data (the submission's data); 0, or -1
+     * after printing why (exit status usage). */
+    int (*prepare)(void *args, const cli_settings_t *s, json_t **data);
+    cli_submission_t sub; /* what to send, when it does not only read */
+} cli_command_t;
+
+/* Load the settings, prepare, connect, then read or submit. Returns the exit status. */
+int cli_run(cli_command_t *c, void *args);
+
 /* ---- knowledge-base commands (kb_validate.c, kb_commands.c, cli_kb*.c) -------------------
  * docs/knowledge-base-operations.md. Sources, test questions and settings are applied by the
  * worker here; build, promote, rollback and eval are recorded as pending and forwarded to
