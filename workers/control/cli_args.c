@@ -12,7 +12,6 @@
 
 #define SECRET_FILE_MAX (64 * 1024)
 #define TIMEOUT_DEFAULT_MS 30000
-#define TIMEOUT_MAX_MS (3600LL * 1000)
 
 const char *const cli_setting_names[4] = {"api_url", "phone_number_id", "manager_chat_id",
                                           "callback_url"};
@@ -52,13 +51,7 @@ typedef enum {
     OPT_JSON,
 } opt_id_t;
 
-static const struct {
-    const char *name;
-    opt_id_t id;
-    int arg;
-    bool value;
-    int on;
-} options[] = {
+static const cli_option_t options[] = {
     {"--name", OPT_NAME, 0, true, ON_CREATE},
     {"--plan", OPT_PLAN, 0, true, ON_CREATE},
     {"--enabled", OPT_ENABLED, 0, true, ON_SET},
@@ -95,18 +88,6 @@ static const char usage_text[] =
 void cli_print_usage(FILE *out)
 {
     fputs(usage_text, out);
-}
-
-static int problem(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int problem(char *err, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-    return -1;
 }
 
 /* "0", or digits with one of ms, s, m, h, d. */
@@ -159,21 +140,21 @@ static int add_secret(cli_args_t *a, const char *v, char *err, size_t cap)
 {
     const char *eq = strchr(v, '=');
     if (eq == NULL || eq == v)
-        return problem(err, cap, "--secret wants NAME=VALUE or NAME=@FILE");
+        return cli_problem(err, cap, "--secret wants NAME=VALUE or NAME=@FILE");
     char *name = imp_strndup(v, (size_t)(eq - v));
     char *value = eq[1] == '@' ? read_secret_file(eq + 2) : imp_strdup(eq + 1);
     int rc = 0;
     if (value == NULL)
-        rc = problem(err, cap, "--secret %s: cannot read %s (or it is larger than 64 KiB)", name,
-                     eq + 2);
+        rc = cli_problem(err, cap, "--secret %s: cannot read %s (or it is larger than 64 KiB)",
+                         name, eq + 2);
     else if (a->secrets != NULL && json_object_get(a->secrets, name) != NULL)
-        rc = problem(err, cap, "--secret %s is given twice", name);
+        rc = cli_problem(err, cap, "--secret %s is given twice", name);
     if (rc == 0) {
         if (a->secrets == NULL)
             a->secrets = json_object();
         json_t *s = json_string(value);
         if (s == NULL)
-            rc = problem(err, cap, "--secret %s is not valid UTF-8", name);
+            rc = cli_problem(err, cap, "--secret %s is not valid UTF-8", name);
         else
             json_object_set_new(a->secrets, name, s);
     }
@@ -184,8 +165,7 @@ static int add_secret(cli_args_t *a, const char *v, char *err, size_t cap)
     return rc;
 }
 
-static int set_option(cli_args_t *a, opt_id_t id, int arg, const char *name, const char *v,
-                      char *err, size_t cap)
+static int set_option(cli_args_t *a, opt_id_t id, int arg, const char *v, char *err, size_t cap)
 {
     long long ms = 0;
     bool b = false;
@@ -198,7 +178,7 @@ static int set_option(cli_args_t *a, opt_id_t id, int arg, const char *name, con
         return 0;
     case OPT_ENABLED:
         if (imp_config_parse_bool(v, &b) != 0)
-            return problem(err, cap, "--enabled wants true or false, not \"%s\"", v);
+            return cli_problem(err, cap, "--enabled wants true or false, not \"%s\"", v);
         a->enabled = b;
         return 0;
     case OPT_SETTING:
@@ -208,23 +188,17 @@ static int set_option(cli_args_t *a, opt_id_t id, int arg, const char *name, con
         return add_secret(a, v, err, cap);
     case OPT_GRACE:
         if (parse_duration_ms(v, &ms) != 0 || ms / 1000 > CONTROL_GRACE_MAX_S || ms % 1000 != 0)
-            return problem(err, cap,
-                           "--grace wants whole seconds up to 30d, as 0, 90s, 30m, 24h or 7d");
+            return cli_problem(err, cap,
+                               "--grace wants whole seconds up to 30d, as 0, 90s, 30m, 24h or 7d");
         a->grace_s = ms / 1000;
         return 0;
     case OPT_OPERATION_ID:
-        if (!control_uuid_valid(v))
-            return problem(err, cap, "--operation-id wants a lowercase UUID");
-        a->operation_id = v;
-        return 0;
+        return cli_operation_id_option(v, &a->operation_id, err, cap);
     case OPT_NO_WAIT:
         a->no_wait = true;
         return 0;
     case OPT_TIMEOUT:
-        if (parse_duration_ms(v, &ms) != 0 || ms < 100 || ms > TIMEOUT_MAX_MS)
-            return problem(err, cap, "%s wants a duration from 100ms to 1h", name);
-        a->timeout_ms = ms;
-        return 0;
+        return cli_timeout_option(v, &a->timeout_ms, err, cap);
     case OPT_JSON:
         a->json = true;
         return 0;
@@ -235,62 +209,49 @@ static int set_option(cli_args_t *a, opt_id_t id, int arg, const char *name, con
 static int find_command(int argc, char **argv, cli_args_t *a, char *err, size_t cap)
 {
     if (argc < 3)
-        return problem(err, cap, "%s: which command?", argv[1]);
+        return cli_problem(err, cap, "%s: which command?", argv[1]);
     for (size_t i = 0; i < IMP_ARRAY_LEN(commands); i++) {
         if (strcmp(commands[i].group, argv[1]) == 0 && strcmp(commands[i].verb, argv[2]) == 0) {
             a->cmd = commands[i].cmd;
             return commands[i].operands;
         }
     }
-    return problem(err, cap, "unknown command \"%s %s\"", argv[1], argv[2]);
+    return cli_problem(err, cap, "unknown command \"%s %s\"", argv[1], argv[2]);
 }
 
 /* One option at argv[*i] (--name value or --name=value). */
 static int take_option(int argc, char **argv, int *i, cli_args_t *a, char *err, size_t cap)
 {
-    const char *word = argv[*i], *eq = strchr(word, '=');
-    size_t len = eq ? (size_t)(eq - word) : strlen(word);
-    for (size_t k = 0; k < IMP_ARRAY_LEN(options); k++) {
-        if (strlen(options[k].name) != len || strncmp(options[k].name, word, len) != 0)
-            continue;
-        if (!(options[k].on & (1 << a->cmd)))
-            return problem(err, cap, "%s does not apply to %s %s", options[k].name, argv[1],
-                           argv[2]);
-        const char *v = NULL;
-        if (options[k].value && eq != NULL)
-            v = eq + 1;
-        else if (options[k].value && *i + 1 < argc)
-            v = argv[++*i];
-        else if (options[k].value)
-            return problem(err, cap, "%s needs a value", options[k].name);
-        else if (eq != NULL)
-            return problem(err, cap, "%s takes no value", options[k].name);
-        return set_option(a, options[k].id, options[k].arg, options[k].name, v, err, cap);
-    }
-    return problem(err, cap, "unknown option %.*s", (int)len, word);
+    char command[64];
+    snprintf(command, sizeof(command), "%s %s", argv[1], argv[2]);
+    const char *v = NULL;
+    const cli_option_t *o = cli_option_take(options, IMP_ARRAY_LEN(options), a->cmd, command, argc,
+                                            argv, i, &v, err, cap);
+    return o == NULL ? -1 : set_option(a, o->id, o->arg, v, err, cap);
 }
 
 /* What the options cannot say alone. */
 static int check(const cli_args_t *a, int want, int got, char *err, size_t cap)
 {
     if (got < want)
-        return problem(err, cap, "missing %s", got == 0 ? "SLUG" : "KIND");
+        return cli_problem(err, cap, "missing %s", got == 0 ? "SLUG" : "KIND");
     if (!control_slug_valid(a->slug))
-        return problem(err, cap,
-                       "\"%s\" is not a tenant slug (lowercase letters, digits and '-', 1 to 63 "
-                       "characters, not starting with '-')",
-                       a->slug);
+        return cli_problem(
+            err, cap,
+            "\"%s\" is not a tenant slug (lowercase letters, digits and '-', 1 to 63 "
+            "characters, not starting with '-')",
+            a->slug);
     if (want == 2 && !control_kind_valid(a->kind))
-        return problem(err, cap,
-                       "\"%s\" is not a channel kind (chatflow, whatsapp, telegram, generic, "
-                       "test)",
-                       a->kind);
+        return cli_problem(err, cap,
+                           "\"%s\" is not a channel kind (chatflow, whatsapp, telegram, generic, "
+                           "test)",
+                           a->kind);
     if (a->cmd == CLI_TENANT_CREATE && a->name == NULL)
-        return problem(err, cap, "tenant create needs --name");
+        return cli_problem(err, cap, "tenant create needs --name");
     if (a->secrets != NULL) {
         imp_error_t *e = control_secrets_check(a->kind, a->secrets, "secret");
         if (e != NULL) {
-            problem(err, cap, "%s", imp_error_message(e));
+            cli_problem(err, cap, "%s", imp_error_message(e));
             imp_error_free(e);
             return -1;
         }
@@ -314,7 +275,7 @@ int cli_args_parse(int argc, char **argv, cli_args_t *out, char *err, size_t cap
         } else if (got < want) {
             *(got++ == 0 ? &out->slug : &out->kind) = argv[i];
         } else {
-            return problem(err, cap, "unexpected argument \"%s\"", argv[i]);
+            return cli_problem(err, cap, "unexpected argument \"%s\"", argv[i]);
         }
     }
     return check(out, want, got, err, cap);

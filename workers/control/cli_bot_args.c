@@ -12,7 +12,6 @@
 #include <string.h>
 
 #define BOT_TIMEOUT_DEFAULT_MS 30000LL
-#define BOT_TIMEOUT_MAX_MS (3600LL * 1000)
 
 static const struct {
     const char *verb;
@@ -44,22 +43,17 @@ typedef enum {
     BOPT_JSON,
 } bot_opt_t;
 
-static const struct {
-    const char *name;
-    bot_opt_t id;
-    bool value;
-    int on;
-} bot_options[] = {
-    {"--instruction", BOPT_INSTRUCTION, true, ON_DRAFT},
-    {"--settings", BOPT_SETTINGS, true, ON_DRAFT},
-    {"--kb-version", BOPT_KB_VERSION, true, ON_DRAFT},
-    {"--if-changed", BOPT_IF_CHANGED, false, ON_DRAFT},
-    {"--canary", BOPT_CANARY, false, ON_PUBLISH},
-    {"--stable", BOPT_STABLE, false, ON_PUBLISH},
-    {"--operation-id", BOPT_OPERATION_ID, true, ON_SUBMIT},
-    {"--no-wait", BOPT_NO_WAIT, false, ON_SUBMIT},
-    {"--timeout", BOPT_TIMEOUT, true, ON_SUBMIT},
-    {"--json", BOPT_JSON, false, ON_VERSIONS},
+static const cli_option_t bot_options[] = {
+    {"--instruction", BOPT_INSTRUCTION, 0, true, ON_DRAFT},
+    {"--settings", BOPT_SETTINGS, 0, true, ON_DRAFT},
+    {"--kb-version", BOPT_KB_VERSION, 0, true, ON_DRAFT},
+    {"--if-changed", BOPT_IF_CHANGED, 0, false, ON_DRAFT},
+    {"--canary", BOPT_CANARY, 0, false, ON_PUBLISH},
+    {"--stable", BOPT_STABLE, 0, false, ON_PUBLISH},
+    {"--operation-id", BOPT_OPERATION_ID, 0, true, ON_SUBMIT},
+    {"--no-wait", BOPT_NO_WAIT, 0, false, ON_SUBMIT},
+    {"--timeout", BOPT_TIMEOUT, 0, true, ON_SUBMIT},
+    {"--json", BOPT_JSON, 0, false, ON_VERSIONS},
 };
 
 static const char bot_usage_text[] =
@@ -83,55 +77,28 @@ void cli_bot_print_usage(FILE *out)
     fputs(bot_usage_text, out);
 }
 
-static int bot_problem(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int bot_problem(char *err, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* Digits only, lo..hi. */
-static int bot_parse_int(const char *text, long long lo, long long hi, long long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long long n = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '+' || text[0] == '-' || n < lo ||
-        n > hi)
-        return -1;
-    *out = n;
-    return 0;
-}
-
 static int set_channel(bot_args_t *a, const char *channel, char *err, size_t cap)
 {
     if (a->channel != NULL && strcmp(a->channel, channel) != 0)
-        return bot_problem(err, cap, "--canary and --stable exclude each other");
+        return cli_problem(err, cap, "--canary and --stable exclude each other");
     a->channel = channel;
     return 0;
 }
 
-static int bot_set_option(bot_args_t *a, bot_opt_t id, const char *name, const char *v, char *err,
-                          size_t cap)
+static int bot_set_option(bot_args_t *a, bot_opt_t id, const char *v, char *err, size_t cap)
 {
-    long long n = 0;
     switch (id) {
     case BOPT_INSTRUCTION:
         a->instruction = v;
         return 0;
     case BOPT_SETTINGS:
         if (v[0] == '\0')
-            return bot_problem(err, cap, "--settings wants a JSON object or @FILE");
+            return cli_problem(err, cap, "--settings wants a JSON object or @FILE");
         a->settings = v;
         return 0;
     case BOPT_KB_VERSION:
-        if (bot_parse_int(v, 1, INT32_MAX, &a->kb_version) != 0)
-            return bot_problem(err, cap, "--kb-version wants a knowledge-base version number");
+        if (cli_whole_number(v, 1, INT32_MAX, &a->kb_version) != 0)
+            return cli_problem(err, cap, "--kb-version wants a knowledge-base version number");
         return 0;
     case BOPT_IF_CHANGED:
         a->if_changed = true;
@@ -141,18 +108,12 @@ static int bot_set_option(bot_args_t *a, bot_opt_t id, const char *name, const c
     case BOPT_STABLE:
         return set_channel(a, "stable", err, cap);
     case BOPT_OPERATION_ID:
-        if (!control_uuid_valid(v))
-            return bot_problem(err, cap, "--operation-id wants a lowercase UUID");
-        a->operation_id = v;
-        return 0;
+        return cli_operation_id_option(v, &a->operation_id, err, cap);
     case BOPT_NO_WAIT:
         a->no_wait = true;
         return 0;
     case BOPT_TIMEOUT:
-        if (imp_config_parse_duration_ms(v, &n) != 0 || n < 100 || n > BOT_TIMEOUT_MAX_MS)
-            return bot_problem(err, cap, "%s wants a duration from 100ms to 1h (30s, 5m)", name);
-        a->timeout_ms = n;
-        return 0;
+        return cli_timeout_option(v, &a->timeout_ms, err, cap);
     case BOPT_JSON:
         a->json = true;
         return 0;
@@ -162,26 +123,10 @@ static int bot_set_option(bot_args_t *a, bot_opt_t id, const char *name, const c
 
 static int bot_take_option(int argc, char **argv, int *i, bot_args_t *a, char *err, size_t cap)
 {
-    const char *word = argv[*i], *eq = strchr(word, '=');
-    size_t len = eq ? (size_t)(eq - word) : strlen(word);
-    for (size_t k = 0; k < IMP_ARRAY_LEN(bot_options); k++) {
-        if (strlen(bot_options[k].name) != len || strncmp(bot_options[k].name, word, len) != 0)
-            continue;
-        if (!(bot_options[k].on & (1 << a->cmd)))
-            return bot_problem(err, cap, "%s does not apply to this bot command",
-                               bot_options[k].name);
-        const char *v = NULL;
-        if (bot_options[k].value && eq != NULL)
-            v = eq + 1;
-        else if (bot_options[k].value && *i + 1 < argc)
-            v = argv[++*i];
-        else if (bot_options[k].value)
-            return bot_problem(err, cap, "%s needs a value", bot_options[k].name);
-        else if (eq != NULL)
-            return bot_problem(err, cap, "%s takes no value", bot_options[k].name);
-        return bot_set_option(a, bot_options[k].id, bot_options[k].name, v, err, cap);
-    }
-    return bot_problem(err, cap, "unknown option %.*s", (int)len, word);
+    const char *v = NULL;
+    const cli_option_t *o = cli_option_take(bot_options, IMP_ARRAY_LEN(bot_options), a->cmd,
+                                            "this bot command", argc, argv, i, &v, err, cap);
+    return o == NULL ? -1 : bot_set_option(a, o->id, v, err, cap);
 }
 
 static int bot_take_operand(bot_args_t *a, int got, const char *v, char *err, size_t cap)
@@ -191,12 +136,12 @@ static int bot_take_operand(bot_args_t *a, int got, const char *v, char *err, si
         return 0;
     }
     if (a->cmd == BOT_CLI_PUBLISH) {
-        if (bot_parse_int(v, 1, INT32_MAX, &a->version) != 0)
-            return bot_problem(err, cap, "\"%s\" is not a version number", v);
+        if (cli_whole_number(v, 1, INT32_MAX, &a->version) != 0)
+            return cli_problem(err, cap, "\"%s\" is not a version number", v);
         return 0;
     }
     if (strcmp(v, "stable") != 0 && strcmp(v, "canary") != 0)
-        return bot_problem(err, cap, "\"%s\" is not a release channel (stable or canary)", v);
+        return cli_problem(err, cap, "\"%s\" is not a release channel (stable or canary)", v);
     a->channel = v;
     return 0;
 }
@@ -204,14 +149,14 @@ static int bot_take_operand(bot_args_t *a, int got, const char *v, char *err, si
 static int bot_check(const bot_args_t *a, int got, char *err, size_t cap)
 {
     if (got < a->operands)
-        return bot_problem(err, cap, "missing %s",
+        return cli_problem(err, cap, "missing %s",
                            got == 0                    ? "SLUG"
                            : a->cmd == BOT_CLI_PUBLISH ? "VERSION"
                                                        : "the channel (stable or canary)");
     if (!control_slug_valid(a->slug))
-        return bot_problem(err, cap, "\"%s\" is not a tenant slug", a->slug);
+        return cli_problem(err, cap, "\"%s\" is not a tenant slug", a->slug);
     if (a->cmd == BOT_CLI_PUBLISH && a->channel == NULL)
-        return bot_problem(err, cap, "bot publish: --canary or --stable?");
+        return cli_problem(err, cap, "bot publish: --canary or --stable?");
     return 0;
 }
 
@@ -220,7 +165,7 @@ int cli_bot_args_parse(int argc, char **argv, bot_args_t *out, char *err, size_t
     memset(out, 0, sizeof(*out));
     out->timeout_ms = BOT_TIMEOUT_DEFAULT_MS;
     if (argc < 3)
-        return bot_problem(err, cap, "bot: which command?");
+        return cli_problem(err, cap, "bot: which command?");
     bool found = false;
     for (size_t i = 0; i < IMP_ARRAY_LEN(bot_commands) && !found; i++) {
         if (strcmp(bot_commands[i].verb, argv[2]) == 0) {
@@ -230,7 +175,7 @@ int cli_bot_args_parse(int argc, char **argv, bot_args_t *out, char *err, size_t
         }
     }
     if (!found)
-        return bot_problem(err, cap, "unknown command \"bot %s\"", argv[2]);
+        return cli_problem(err, cap, "unknown command \"bot %s\"", argv[2]);
     int got = 0;
     for (int i = 3; i < argc; i++) {
         if (strncmp(argv[i], "--", 2) == 0 && argv[i][2] != '\0') {
@@ -240,7 +185,7 @@ int cli_bot_args_parse(int argc, char **argv, bot_args_t *out, char *err, size_t
             if (bot_take_operand(out, got++, argv[i], err, cap) != 0)
                 return -1;
         } else {
-            return bot_problem(err, cap, "unexpected argument \"%s\"", argv[i]);
+            return cli_problem(err, cap, "unexpected argument \"%s\"", argv[i]);
         }
     }
     return bot_check(out, got, err, cap);

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TIMEOUT_MAX_MS (3600LL * 1000)
-
 static const struct {
     const char *group;
     const char *verb; /* NULL: the group is the command */
@@ -56,13 +54,7 @@ typedef enum {
     OPT_JSON,
 } opt_id_t;
 
-static const struct {
-    const char *name;
-    opt_id_t id;
-    int arg;
-    bool value;
-    int on;
-} options[] = {
+static const cli_option_t options[] = {
     {"--format", OPT_FORMAT, 0, true, ON_PUT},
     {"--file", OPT_FILE, 0, true, ON_PUT | ON_QSET},
     {"--if-changed", OPT_IF_CHANGED, 0, false, ON_BUILD},
@@ -103,31 +95,6 @@ void cli_kb_print_usage(FILE *out)
     fputs(usage_text, out);
 }
 
-static int problem(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int problem(char *err, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* Digits only, lo..hi. */
-static int parse_int(const char *text, long long lo, long long hi, long long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long long n = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '+' || text[0] == '-' || n < lo ||
-        n > hi)
-        return -1;
-    *out = n;
-    return 0;
-}
-
 static int set_option(kb_args_t *a, opt_id_t id, int arg, const char *name, const char *v,
                       char *err, size_t cap)
 {
@@ -143,45 +110,39 @@ static int set_option(kb_args_t *a, opt_id_t id, int arg, const char *name, cons
         a->if_changed = true;
         return 0;
     case OPT_K:
-        if (parse_int(v, 1, CONTROL_KB_EVAL_K_MAX, &a->k) != 0)
-            return problem(err, cap, "--k wants a whole number from 1 to %d",
-                           CONTROL_KB_EVAL_K_MAX);
+        if (cli_whole_number(v, 1, CONTROL_KB_EVAL_K_MAX, &a->k) != 0)
+            return cli_problem(err, cap, "--k wants a whole number from 1 to %d",
+                               CONTROL_KB_EVAL_K_MAX);
         return 0;
     case OPT_MIN_HIT_RATE: {
         char *end = NULL;
         double r = strtod(v, &end);
         if (v[0] != '\0' && (end == v || *end != '\0' || !(r >= 0 && r <= 1)))
-            return problem(err, cap, "--min-hit-rate wants a number from 0 to 1, or ''");
+            return cli_problem(err, cap, "--min-hit-rate wants a number from 0 to 1, or ''");
         a->min_hit_rate = v;
         return 0;
     }
     case OPT_EVAL_K:
-        if (v[0] != '\0' && parse_int(v, 1, CONTROL_KB_EVAL_K_MAX, &n) != 0)
-            return problem(err, cap, "--eval-k wants a whole number from 1 to %d, or ''",
-                           CONTROL_KB_EVAL_K_MAX);
+        if (v[0] != '\0' && cli_whole_number(v, 1, CONTROL_KB_EVAL_K_MAX, &n) != 0)
+            return cli_problem(err, cap, "--eval-k wants a whole number from 1 to %d, or ''",
+                               CONTROL_KB_EVAL_K_MAX);
         a->eval_k = v;
         return 0;
     case OPT_CHUNK:
-        if (parse_int(v, 0, 1000000, &a->chunk[arg]) != 0)
-            return problem(err, cap, "%s wants a whole number of characters", name);
+        if (cli_whole_number(v, 0, 1000000, &a->chunk[arg]) != 0)
+            return cli_problem(err, cap, "%s wants a whole number of characters", name);
         a->chunk_given = true;
         return 0;
     case OPT_CHUNK_DEFAULTS:
         a->chunk_defaults = true;
         return 0;
     case OPT_OPERATION_ID:
-        if (!control_uuid_valid(v))
-            return problem(err, cap, "--operation-id wants a lowercase UUID");
-        a->operation_id = v;
-        return 0;
+        return cli_operation_id_option(v, &a->operation_id, err, cap);
     case OPT_NO_WAIT:
         a->no_wait = true;
         return 0;
     case OPT_TIMEOUT:
-        if (imp_config_parse_duration_ms(v, &n) != 0 || n < 100 || n > TIMEOUT_MAX_MS)
-            return problem(err, cap, "%s wants a duration from 100ms to 1h (30s, 5m)", name);
-        a->timeout_ms = n;
-        return 0;
+        return cli_timeout_option(v, &a->timeout_ms, err, cap);
     case OPT_JSON:
         a->json = true;
         return 0;
@@ -193,7 +154,7 @@ static int set_option(kb_args_t *a, opt_id_t id, int arg, const char *name, cons
 static int find_command(int argc, char **argv, kb_args_t *a, char *err, size_t cap)
 {
     if (argc < 3)
-        return problem(err, cap, "kb: which command?");
+        return cli_problem(err, cap, "kb: which command?");
     for (size_t i = 0; i < IMP_ARRAY_LEN(commands); i++) {
         if (strcmp(commands[i].group, argv[2]) != 0)
             continue;
@@ -207,31 +168,16 @@ static int find_command(int argc, char **argv, kb_args_t *a, char *err, size_t c
     bool group = false; /* argv[2] names a group of verbs ("source", "questions") */
     for (size_t i = 0; i < IMP_ARRAY_LEN(commands); i++)
         group = group || (commands[i].verb != NULL && strcmp(commands[i].group, argv[2]) == 0);
-    return problem(err, cap, "unknown command \"kb %s%s%s\"", argv[2], group && argc > 3 ? " " : "",
-                   group && argc > 3 ? argv[3] : "");
+    return cli_problem(err, cap, "unknown command \"kb %s%s%s\"", argv[2],
+                       group && argc > 3 ? " " : "", group && argc > 3 ? argv[3] : "");
 }
 
 static int take_option(int argc, char **argv, int *i, kb_args_t *a, char *err, size_t cap)
 {
-    const char *word = argv[*i], *eq = strchr(word, '=');
-    size_t len = eq ? (size_t)(eq - word) : strlen(word);
-    for (size_t k = 0; k < IMP_ARRAY_LEN(options); k++) {
-        if (strlen(options[k].name) != len || strncmp(options[k].name, word, len) != 0)
-            continue;
-        if (!(options[k].on & (1 << a->cmd)))
-            return problem(err, cap, "%s does not apply to this kb command", options[k].name);
-        const char *v = NULL;
-        if (options[k].value && eq != NULL)
-            v = eq + 1;
-        else if (options[k].value && *i + 1 < argc)
-            v = argv[++*i];
-        else if (options[k].value)
-            return problem(err, cap, "%s needs a value", options[k].name);
-        else if (eq != NULL)
-            return problem(err, cap, "%s takes no value", options[k].name);
-        return set_option(a, options[k].id, options[k].arg, options[k].name, v, err, cap);
-    }
-    return problem(err, cap, "unknown option %.*s", (int)len, word);
+    const char *v = NULL;
+    const cli_option_t *o = cli_option_take(options, IMP_ARRAY_LEN(options), a->cmd,
+                                            "this kb command", argc, argv, i, &v, err, cap);
+    return o == NULL ? -1 : set_option(a, o->id, o->arg, o->name, v, err, cap);
 }
 
 static int take_operand(kb_args_t *a, int got, const char *v, char *err, size_t cap)
@@ -241,8 +187,8 @@ static int take_operand(kb_args_t *a, int got, const char *v, char *err, size_t 
         return 0;
     }
     if (a->cmd == KB_CLI_PROMOTE || a->cmd == KB_CLI_EVAL) {
-        if (parse_int(v, 1, INT32_MAX, &a->version) != 0)
-            return problem(err, cap, "\"%s\" is not a version number", v);
+        if (cli_whole_number(v, 1, INT32_MAX, &a->version) != 0)
+            return cli_problem(err, cap, "\"%s\" is not a version number", v);
         return 0;
     }
     a->name = v;
@@ -272,30 +218,30 @@ static int check(kb_args_t *a, int got, char *err, size_t cap)
 {
     imp_kb_format_t f;
     if (got < a->operands)
-        return problem(err, cap, "missing %s",
-                       got == 0                                            ? "SLUG"
-                       : a->cmd == KB_CLI_PROMOTE || a->cmd == KB_CLI_EVAL ? "VERSION"
-                                                                           : "NAME");
+        return cli_problem(err, cap, "missing %s",
+                           got == 0                                            ? "SLUG"
+                           : a->cmd == KB_CLI_PROMOTE || a->cmd == KB_CLI_EVAL ? "VERSION"
+                                                                               : "NAME");
     if (!control_slug_valid(a->slug))
-        return problem(err, cap, "\"%s\" is not a tenant slug", a->slug);
+        return cli_problem(err, cap, "\"%s\" is not a tenant slug", a->slug);
     if (a->name != NULL && !control_kb_source_name_valid(a->name))
-        return problem(err, cap,
-                       "\"%s\" is not a source name (1 to %d characters, no '/' or control "
-                       "characters, no leading or trailing blank)",
-                       a->name, CONTROL_KB_NAME_MAX_CHARS);
+        return cli_problem(err, cap,
+                           "\"%s\" is not a source name (1 to %d characters, no '/' or control "
+                           "characters, no leading or trailing blank)",
+                           a->name, CONTROL_KB_NAME_MAX_CHARS);
     if ((a->cmd == KB_CLI_SOURCE_PUT || a->cmd == KB_CLI_QUESTIONS_SET) && a->file == NULL)
-        return problem(err, cap, "this kb command needs --file");
+        return cli_problem(err, cap, "this kb command needs --file");
     if (a->cmd == KB_CLI_SOURCE_PUT && a->format == NULL &&
         (a->format = format_of(a->file)) == NULL)
-        return problem(err, cap, "cannot tell the format of %s from its name: give --format",
-                       a->file);
+        return cli_problem(err, cap, "cannot tell the format of %s from its name: give --format",
+                           a->file);
     if (a->format != NULL && imp_kb_format_parse(a->format, &f) != 0)
-        return problem(err, cap, "--format wants markdown, text, qa_csv or qa_json");
+        return cli_problem(err, cap, "--format wants markdown, text, qa_csv or qa_json");
     if (a->chunk_given && a->chunk_defaults)
-        return problem(err, cap, "--chunk-defaults goes without --chunk-target/-max/-overlap");
+        return cli_problem(err, cap, "--chunk-defaults goes without --chunk-target/-max/-overlap");
     if (a->cmd == KB_CLI_SETTINGS && a->min_hit_rate == NULL && a->eval_k == NULL &&
         !a->chunk_given && !a->chunk_defaults)
-        return problem(err, cap, "kb settings: which setting?");
+        return cli_problem(err, cap, "kb settings: which setting?");
     return 0;
 }
 
@@ -315,7 +261,7 @@ int cli_kb_args_parse(int argc, char **argv, kb_args_t *out, char *err, size_t c
             if (take_operand(out, got++, argv[i], err, cap) != 0)
                 return -1;
         } else {
-            return problem(err, cap, "unexpected argument \"%s\"", argv[i]);
+            return cli_problem(err, cap, "unexpected argument \"%s\"", argv[i]);
         }
     }
     return check(out, got, err, cap);

@@ -204,6 +204,32 @@ typedef struct {
     bool json;
 } cli_args_t;
 
+/* What the command groups' parsers share (cli_options.c). An option of a group's table: */
+typedef struct {
+    const char *name; /* "--name" */
+    int id;           /* the group's own */
+    int arg;          /* handed back with id */
+    bool value;       /* takes a value (--name VALUE or --name=VALUE) */
+    int on;           /* the commands it applies to: bit 1 << command */
+} cli_option_t;
+
+/* The option argv[*i] names among opts[0..n) for command cmd, its value in *value (NULL for a
+ * flag; *i moves past a separate value); NULL with a problem line in err when it is unknown,
+ * does not apply ("--x does not apply to <command>"), lacks its value or is a flag given one. */
+const cli_option_t *cli_option_take(const cli_option_t *opts, size_t n, int cmd,
+                                    const char *command, int argc, char **argv, int *i,
+                                    const char **value, char *err, size_t cap);
+
+/* Format the problem into err; returns -1. */
+int cli_problem(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Digits only (no sign), lo..hi: 0, else -1. */
+int cli_whole_number(const char *text, long long lo, long long hi, long long *out);
+
+/* --operation-id (a lowercase UUID) and --timeout (100ms to 1h): 0, or -1 with the problem. */
+int cli_operation_id_option(const char *v, const char **out, char *err, size_t cap);
+int cli_timeout_option(const char *v, long long *out_ms, char *err, size_t cap);
+
 /* Names of the settings in cli_args_t.settings, in order. */
 extern const char *const cli_setting_names[4];
 

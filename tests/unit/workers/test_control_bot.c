@@ -3,6 +3,7 @@
  * schemas' examples) and the `bot` command line. */
 #include "../../../workers/control/bot_validate.c"
 #include "../../../workers/control/cli_bot_args.c"
+#include "../../../workers/control/cli_options.c"
 #include "../../../workers/control/validate.c"
 
 #include <check.h>
@@ -382,7 +383,9 @@ START_TEST(command_line)
     ck_args_bad("is not a tenant slug", "bot", "rollback", "Demo");
     ck_args_bad("--kb-version wants", "bot", "draft", "demo", "--kb-version", "0");
     ck_args_bad("--settings wants a JSON object", "bot", "draft", "demo", "--settings", "");
-    ck_args_bad("--canary does not apply", "bot", "draft", "demo", "--canary");
+    ck_args_bad("--canary does not apply to this bot command", "bot", "draft", "demo", "--canary");
+    ck_args_bad("--timeout wants a duration", "bot", "rollback", "demo", "--timeout=0");
+    ck_args_bad("--settings needs a value", "bot", "draft", "demo", "--settings");
     ck_args_bad("--json does not apply", "bot", "rollback", "demo", "--json");
     ck_args_bad("--operation-id does not apply", "bot", "versions", "demo", "--operation-id",
                 "0c8f6a52-1d3e-4b7a-9c2d-5e6f7a8b9c16");

@@ -1,5 +1,6 @@
 /* Unit tests for imperium-control's command data, channel secrets and command line. */
 #include "../../../workers/control/cli_args.c"
+#include "../../../workers/control/cli_options.c"
 #include "../../../workers/control/secrets.c"
 #include "../../../workers/control/validate.c"
 
@@ -322,7 +323,12 @@ START_TEST(command_line_rejects)
     ck_assert_cli_fails("unknown option --frob", "tenant", "disable", "demo", "--frob");
     ck_assert_cli_fails("unexpected argument \"extra\"", "tenant", "disable", "demo", "extra");
     ck_assert_cli_fails("unknown command \"tenant delete\"", "tenant", "delete", "demo");
-    ck_assert_cli_fails("--json does not apply", "tenant", "disable", "demo", "--json");
+    ck_assert_cli_fails("--json does not apply to tenant disable", "tenant", "disable", "demo",
+                        "--json");
+    ck_assert_cli_fails("--timeout wants a duration from 100ms to 1h", "tenant", "disable", "demo",
+                        "--timeout", "50ms");
+    ck_assert_cli_fails("--name needs a value", "tenant", "create", "demo", "--name");
+    ck_assert_cli_fails("--no-wait takes no value", "tenant", "enable", "demo", "--no-wait=1");
     ck_assert_cli_fails("--enabled wants true or false", "channel", "set", "demo", "test",
                         "--enabled", "maybe");
 }

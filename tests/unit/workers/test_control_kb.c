@@ -1,6 +1,7 @@
 /* Unit tests for imperium-control's knowledge-base commands: their data rules (shared by the
  * worker and the client) and the `kb` command line. */
 #include "../../../workers/control/cli_kb_args.c"
+#include "../../../workers/control/cli_options.c"
 #include "../../../workers/control/kb_validate.c"
 #include "../../../workers/control/validate.c"
 
@@ -292,7 +293,11 @@ START_TEST(command_line)
     ck_args_bad("which setting", "kb", "settings", "demo");
     ck_args_bad("--chunk-defaults goes without", "kb", "settings", "demo", "--chunk-defaults",
                 "--chunk-max", "900");
-    ck_args_bad("--timeout wants", "kb", "build", "demo", "--timeout", "2h");
+    ck_args_bad("--timeout wants a duration from 100ms to 1h", "kb", "build", "demo", "--timeout",
+                "2h");
+    ck_args_bad("--file needs a value", "kb", "questions", "set", "demo", "--file");
+    ck_args_bad("--operation-id wants a lowercase UUID", "kb", "build", "demo", "--operation-id",
+                "ABC");
     ck_args_bad("unexpected argument \"x\"", "kb", "rollback", "demo", "x");
     ck_args_bad("unknown option --force", "kb", "build", "demo", "--force");
 }
