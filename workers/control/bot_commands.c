@@ -10,7 +10,6 @@
 #include "imp/mem.h"
 
 #include <assert.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,36 +82,6 @@ typedef struct {
 
 /* ---- outcomes ------------------------------------------------------------------------------- */
 
-static void bot_fail(control_outcome_t *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void bot_fail(control_outcome_t *out, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    out->failed = true;
-    out->error = imp_strdup(msg);
-    out->result = json_pack("{s:s}", "message", msg);
-}
-
-/* Takes result; adds the message. */
-static void bot_succeed(control_outcome_t *out, json_t *result, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void bot_succeed(control_outcome_t *out, json_t *result, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    json_object_set_new(result, "message", json_string(msg));
-    out->result = result;
-}
-
 static json_t *bot_result(const bot_op_t *bop)
 {
     return json_pack("{s:s, s:s, s:s}", "tenant_id", bop->op.ev->tenantid, "slug", bop->b.slug,
@@ -141,7 +110,7 @@ static imp_error_t *prepare(bot_op_t *bop, control_outcome_t *out, bool *ok)
     *ok = false;
     imp_error_t *err = imp_pg_exec_scalar(bop->op.pg, SQL_SLUG_OWNER, 1, slug, &owner);
     if (err == NULL && owner == NULL)
-        bot_fail(out, "tenant %s does not exist", bop->b.slug);
+        control_fail(out, "tenant %s does not exist", bop->b.slug);
     else if (err == NULL && strcmp(owner, tenant_of(bop)) != 0)
         err =
             imp_error_new(IMP_ERR_POISON, "bad_command", "tenantid %s is not the tenant of slug %s",
@@ -337,8 +306,9 @@ static imp_error_t *copy_base(bot_op_t *bop, inputs_t *in, control_outcome_t *ou
         why = control_bot_settings_check(in->settings, "settings");
     }
     if (why != NULL) {
-        bot_fail(out, "bot %s: the %s copied from %s is not valid for a bot version (%s): give %s",
-                 bop->b.slug, what, src, imp_error_message(why), option);
+        control_fail(out,
+                     "bot %s: the %s copied from %s is not valid for a bot version (%s): give %s",
+                     bop->b.slug, what, src, imp_error_message(why), option);
         imp_error_free(why);
         *ok = false;
     }
@@ -369,7 +339,7 @@ static imp_error_t *draft_inputs(bot_op_t *bop, inputs_t *in, control_outcome_t 
         id = imp_strdup(imp_pg_result_value(res, 0, 0));
     imp_pg_result_free(res);
     if (err == NULL && id == NULL) {
-        bot_fail(out, "bot %s: kb version %lld does not exist", b->slug, b->kb_version);
+        control_fail(out, "bot %s: kb version %lld does not exist", b->slug, b->kb_version);
         *ok = false;
     } else if (id != NULL) {
         snprintf(in->kb_id, sizeof(in->kb_id), "%s", id);
@@ -408,10 +378,11 @@ static imp_error_t *find_same(bot_op_t *bop, const char *const params[5], contro
         err = version_query(bop, SQL_VERSION, text, &v);
         if (err == NULL) {
             *found = true;
-            bot_succeed(out, draft_result(bop, number, v.id, state, false),
-                        "bot %s: version %lld (%s) has this instruction, these settings and this "
-                        "kb version: no new version",
-                        bop->b.slug, number, state);
+            control_succeed(
+                out, draft_result(bop, number, v.id, state, false),
+                "bot %s: version %lld (%s) has this instruction, these settings and this "
+                "kb version: no new version",
+                bop->b.slug, number, state);
         }
     }
     imp_pg_result_free(res);
@@ -458,8 +429,9 @@ static imp_error_t *draft(bot_op_t *bop, control_outcome_t *out)
     imp_pg_result_get_int64(res, 0, 0, &number);
     err = audit(bop, "bot.draft", NULL, draft_view(number, &in, bop->b.kb_version));
     if (err == NULL)
-        bot_succeed(out, draft_result(bop, number, imp_pg_result_value(res, 0, 1), "draft", true),
-                    "bot %s: version %lld drafted", bop->b.slug, number);
+        control_succeed(out,
+                        draft_result(bop, number, imp_pg_result_value(res, 0, 1), "draft", true),
+                        "bot %s: version %lld drafted", bop->b.slug, number);
 out:
     imp_pg_result_free(res);
     free(settings);
@@ -492,12 +464,13 @@ static imp_error_t *check_pin(bot_op_t *bop, const version_t *v, control_outcome
     bool stable = err == NULL && imp_pg_result_rows(res) == 1;
     if (err == NULL && (!stable || strcmp(imp_pg_result_value(res, 0, 0), v->kb_id) != 0)) {
         *ok = false;
-        bot_fail(out,
-                 "bot %s: version %lld answers from kb version %lld, which is not the stable one "
-                 "(%s%s): promote it first (kb promote %s %lld), or draft a version without "
-                 "--kb-version",
-                 bop->b.slug, v->number, v->kb_number, stable ? "stable: " : "none",
-                 stable ? imp_pg_result_value(res, 0, 1) : "", bop->b.slug, v->kb_number);
+        control_fail(
+            out,
+            "bot %s: version %lld answers from kb version %lld, which is not the stable one "
+            "(%s%s): promote it first (kb promote %s %lld), or draft a version without "
+            "--kb-version",
+            bop->b.slug, v->number, v->kb_number, stable ? "stable: " : "none",
+            stable ? imp_pg_result_value(res, 0, 1) : "", bop->b.slug, v->kb_number);
     }
     imp_pg_result_free(res);
     return err;
@@ -511,8 +484,8 @@ static imp_error_t *publish_stable(bot_op_t *bop, const version_t *v, control_ou
     if (err == NULL)
         err = version_in_state(bop, "canary", &canary);
     if (err == NULL && strcmp(v->state, "stable") == 0) {
-        bot_succeed(out, publish_result(bop, v, "stable", &stable, false),
-                    "bot %s: version %lld is already stable", bop->b.slug, v->number);
+        control_succeed(out, publish_result(bop, v, "stable", &stable, false),
+                        "bot %s: version %lld is already stable", bop->b.slug, v->number);
         return NULL;
     }
     if (err == NULL)
@@ -541,8 +514,8 @@ static imp_error_t *publish_stable(bot_op_t *bop, const version_t *v, control_ou
     char was[64] = "";
     if (stable.exists)
         snprintf(was, sizeof(was), " (version %lld archived)", stable.number);
-    bot_succeed(out, publish_result(bop, v, "stable", &stable, true),
-                "bot %s: version %lld is stable%s", bop->b.slug, v->number, was);
+    control_succeed(out, publish_result(bop, v, "stable", &stable, true),
+                    "bot %s: version %lld is stable%s", bop->b.slug, v->number, was);
     return NULL;
 }
 
@@ -555,13 +528,13 @@ static imp_error_t *publish_canary(bot_op_t *bop, const version_t *v, control_ou
     if (err != NULL)
         return err;
     if (strcmp(v->state, "canary") == 0) {
-        bot_succeed(out, publish_result(bop, v, "canary", &canary, false),
-                    "bot %s: version %lld is already the canary", bop->b.slug, v->number);
+        control_succeed(out, publish_result(bop, v, "canary", &canary, false),
+                        "bot %s: version %lld is already the canary", bop->b.slug, v->number);
         return NULL;
     }
     if (strcmp(v->state, "stable") == 0) {
-        bot_fail(out, "bot %s: version %lld is the stable version; a canary is another version",
-                 bop->b.slug, v->number);
+        control_fail(out, "bot %s: version %lld is the stable version; a canary is another version",
+                     bop->b.slug, v->number);
         return NULL;
     }
     json_t *before = pointers(&stable, &canary);
@@ -583,9 +556,9 @@ static imp_error_t *publish_canary(bot_op_t *bop, const version_t *v, control_ou
     char kb[64] = "";
     if (v->kb_id[0] != '\0')
         snprintf(kb, sizeof(kb), ", answering from kb version %lld", v->kb_number);
-    bot_succeed(out, publish_result(bop, v, "canary", &canary, true),
-                "bot %s: version %lld is the canary%s (tenant %s is on the %s channel)",
-                bop->b.slug, v->number, kb, bop->b.slug, bop->channel);
+    control_succeed(out, publish_result(bop, v, "canary", &canary, true),
+                    "bot %s: version %lld is the canary%s (tenant %s is on the %s channel)",
+                    bop->b.slug, v->number, kb, bop->b.slug, bop->channel);
     return NULL;
 }
 
@@ -600,7 +573,7 @@ static imp_error_t *publish(bot_op_t *bop, control_outcome_t *out)
     snprintf(number, sizeof(number), "%lld", bop->b.version);
     err = version_query(bop, SQL_VERSION, number, &v);
     if (err == NULL && !v.exists)
-        bot_fail(out, "bot %s has no version %lld", bop->b.slug, bop->b.version);
+        control_fail(out, "bot %s has no version %lld", bop->b.slug, bop->b.version);
     if (err != NULL || !v.exists)
         return err;
     return strcmp(bop->b.channel, "stable") == 0 ? publish_stable(bop, &v, out)
@@ -636,12 +609,13 @@ static imp_error_t *rollback(bot_op_t *bop, control_outcome_t *out)
     if (err == NULL)
         err = version_in_state(bop, "canary", &canary);
     if (err == NULL && !stable.exists)
-        bot_fail(out, "bot %s has no stable version to roll back", bop->b.slug);
+        control_fail(out, "bot %s has no stable version to roll back", bop->b.slug);
     if (err == NULL && stable.exists)
         err = previous_of(bop, &stable, &prev);
     if (err == NULL && stable.exists && !prev.exists)
-        bot_fail(out, "bot %s: nothing to roll back to: version %lld was its first stable version",
-                 bop->b.slug, stable.number);
+        control_fail(out,
+                     "bot %s: nothing to roll back to: version %lld was its first stable version",
+                     bop->b.slug, stable.number);
     if (err != NULL || !stable.exists || !prev.exists)
         return err;
     json_t *before = pointers(&stable, &canary);
@@ -659,9 +633,9 @@ static imp_error_t *rollback(bot_op_t *bop, control_outcome_t *out)
     if (err == NULL)
         err = publish_changed(bop, prev.number);
     if (err == NULL)
-        bot_succeed(out, publish_result(bop, &prev, "stable", &stable, true),
-                    "bot %s: rolled back to version %lld (version %lld archived)", bop->b.slug,
-                    prev.number, stable.number);
+        control_succeed(out, publish_result(bop, &prev, "stable", &stable, true),
+                        "bot %s: rolled back to version %lld (version %lld archived)", bop->b.slug,
+                        prev.number, stable.number);
     return err;
 }
 
@@ -694,8 +668,8 @@ static imp_error_t *channel_set(bot_op_t *bop, control_outcome_t *out)
                                         number_or_null(&v), "changed",
                                         strcmp(bop->channel, bop->b.channel) != 0));
     if (strcmp(bop->channel, bop->b.channel) == 0) {
-        bot_succeed(out, r, "tenant %s is already on the %s channel: %s", bop->b.slug,
-                    bop->b.channel, what);
+        control_succeed(out, r, "tenant %s is already on the %s channel: %s", bop->b.slug,
+                        bop->b.channel, what);
         return NULL;
     }
     const char *params[] = {tenant_of(bop), bop->b.channel};
@@ -707,8 +681,8 @@ static imp_error_t *channel_set(bot_op_t *bop, control_outcome_t *out)
     if (err == NULL)
         err = publish_changed(bop, v.exists ? v.number : 0);
     if (err == NULL)
-        bot_succeed(out, r, "tenant %s is on the %s channel: %s", bop->b.slug, bop->b.channel,
-                    what);
+        control_succeed(out, r, "tenant %s is on the %s channel: %s", bop->b.slug, bop->b.channel,
+                        what);
     else
         json_decref(r);
     return err;
@@ -745,8 +719,6 @@ imp_error_t *control_bot_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev,
         IMP_LOG_INFO("command applied", IMP_LS("type", ev->type), IMP_LS("slug", bop.b.slug),
                      IMP_LS("actor", bop.b.actor),
                      IMP_LS("outcome", json_string_value(json_object_get(out.result, "message"))));
-    free(out.error);
-    json_decref(out.result);
-    json_decref(out.generated);
+    control_outcome_dispose(&out);
     return err;
 }

@@ -9,7 +9,6 @@
 #include "imp/log.h"
 #include "imp/mem.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,43 +47,6 @@ typedef struct {
 } channel_t;
 
 /* ---- outcomes ----------------------------------------------------------------------------- */
-
-static void outcome_dispose(control_outcome_t *out)
-{
-    free(out->error);
-    json_decref(out->result);
-    json_decref(out->generated);
-}
-
-static void fail(control_outcome_t *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void fail(control_outcome_t *out, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    out->failed = true;
-    out->error = imp_strdup(msg);
-    out->result = json_pack("{s:s}", "message", msg);
-}
-
-/* Takes result; adds the message. */
-static void succeed(control_outcome_t *out, json_t *result, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void succeed(control_outcome_t *out, json_t *result, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    json_object_set_new(result, "message", json_string(msg));
-    out->result = result;
-}
 
 /* ---- tenants ------------------------------------------------------------------------------ */
 
@@ -129,7 +91,7 @@ static imp_error_t *tenant_insert(control_op_t *op, control_outcome_t *out)
     if (err != NULL)
         return err;
     if (inserted == 0) {
-        fail(out, "tenant id %s is already used by another slug", op->ev->tenantid);
+        control_fail(out, "tenant id %s is already used by another slug", op->ev->tenantid);
         return NULL;
     }
     char target[96];
@@ -142,10 +104,11 @@ static imp_error_t *tenant_insert(control_op_t *op, control_outcome_t *out)
     if (err == NULL)
         err = control_publish_tenant(op, "tenant", &version);
     if (err == NULL)
-        succeed(out,
-                json_pack("{s:s, s:s, s:b, s:I}", "tenant_id", op->ev->tenantid, "slug", op->d.slug,
-                          "created", 1, "snapshot_version", (json_int_t)version),
-                "tenant %s created (id %s)", op->d.slug, op->ev->tenantid);
+        control_succeed(out,
+                        json_pack("{s:s, s:s, s:b, s:I}", "tenant_id", op->ev->tenantid, "slug",
+                                  op->d.slug, "created", 1, "snapshot_version",
+                                  (json_int_t)version),
+                        "tenant %s created (id %s)", op->d.slug, op->ev->tenantid);
     return err;
 }
 
@@ -154,7 +117,7 @@ static imp_error_t *tenant_insert(control_op_t *op, control_outcome_t *out)
 static imp_error_t *tenant_exists(control_op_t *op, const char *owner, control_outcome_t *out)
 {
     if (strcmp(owner, op->ev->tenantid) != 0) {
-        fail(out, "slug %s is already taken by another tenant", op->d.slug);
+        control_fail(out, "slug %s is already taken by another tenant", op->d.slug);
         return NULL;
     }
     imp_pg_result_t *res = NULL;
@@ -165,10 +128,11 @@ static imp_error_t *tenant_exists(control_op_t *op, const char *owner, control_o
         if (strcmp(name, op->d.name) == 0 && strcmp(plan, op->d.plan) == 0) {
             json_t *r = tenant_result(op);
             json_object_set_new(r, "created", json_false());
-            succeed(out, r, "tenant %s already exists (id %s)", op->d.slug, op->ev->tenantid);
+            control_succeed(out, r, "tenant %s already exists (id %s)", op->d.slug,
+                            op->ev->tenantid);
         } else {
-            fail(out, "tenant %s already exists with another name or plan (\"%s\", %s)", op->d.slug,
-                 name, plan);
+            control_fail(out, "tenant %s already exists with another name or plan (\"%s\", %s)",
+                         op->d.slug, name, plan);
         }
     }
     imp_pg_result_free(res);
@@ -191,7 +155,7 @@ static imp_error_t *tenant_status(control_op_t *op, control_outcome_t *out)
     imp_error_t *err = tenant_lock(op, &res);
     if (err != NULL || res == NULL || imp_pg_result_rows(res) != 1) {
         if (err == NULL)
-            fail(out, "tenant %s does not exist", op->d.slug);
+            control_fail(out, "tenant %s does not exist", op->d.slug);
         imp_pg_result_free(res);
         return err;
     }
@@ -202,7 +166,7 @@ static imp_error_t *tenant_status(control_op_t *op, control_outcome_t *out)
     json_object_set_new(r, "status", json_string(op->d.status));
     if (strcmp(before, op->d.status) == 0) {
         json_object_set_new(r, "changed", json_false());
-        succeed(out, r, "tenant %s is already %s", op->d.slug, op->d.status);
+        control_succeed(out, r, "tenant %s is already %s", op->d.slug, op->d.status);
         free(before);
         return NULL;
     }
@@ -224,7 +188,7 @@ static imp_error_t *tenant_status(control_op_t *op, control_outcome_t *out)
     json_object_set_new(r, "changed", json_true());
     json_object_set_new(r, "snapshot_version", json_integer(version));
     if (err == NULL)
-        succeed(out, r, "tenant %s %s", op->d.slug, verb);
+        control_succeed(out, r, "tenant %s %s", op->d.slug, verb);
     else
         json_decref(r);
     return err;
@@ -367,7 +331,7 @@ static imp_error_t *channel_changed(control_op_t *op, const char *action, json_t
         err = control_publish_tenant(op, "channel", &version);
     json_object_set_new(result, "snapshot_version", json_integer(version));
     if (err == NULL)
-        succeed(out, result, "channel %s/%s %s", op->d.slug, op->d.kind, summary);
+        control_succeed(out, result, "channel %s/%s %s", op->d.slug, op->d.kind, summary);
     else
         json_decref(result);
     json_decref(before);
@@ -395,14 +359,14 @@ static imp_error_t *channel_apply(control_op_t *op, const channel_t *ch, const j
     json_t *result = channel_result(op, generated);
     json_object_set_new(result, "created", json_boolean(!ch->exists));
     if (missing != NULL) {
-        fail(out,
-             "a %s channel needs %s, which the provider issues: give it with --secret %s=VALUE",
-             op->d.kind, missing, missing);
+        control_fail(
+            out, "a %s channel needs %s, which the provider issues: give it with --secret %s=VALUE",
+            op->d.kind, missing, missing);
         json_decref(result);
     } else if (ch->exists && enabled == ch->enabled && json_equal(settings, ch->settings) &&
                json_array_size(changed) == 0) {
         json_object_set_new(result, "changed", json_false());
-        succeed(out, result, "channel %s/%s unchanged", op->d.slug, op->d.kind);
+        control_succeed(out, result, "channel %s/%s unchanged", op->d.slug, op->d.kind);
     } else {
         json_object_set_new(result, "changed", json_true());
         err = channel_store(op, enabled, settings, secrets);
@@ -434,7 +398,7 @@ static imp_error_t *require_tenant(control_op_t *op, control_outcome_t *out, boo
     imp_error_t *err = tenant_lock(op, &res);
     *ok = err == NULL && res != NULL && imp_pg_result_rows(res) == 1;
     if (err == NULL && !*ok)
-        fail(out, "tenant %s does not exist", op->d.slug);
+        control_fail(out, "tenant %s does not exist", op->d.slug);
     imp_pg_result_free(res);
     return err;
 }
@@ -505,8 +469,8 @@ static imp_error_t *secret_rotate(control_op_t *op, control_outcome_t *out)
     if (err == NULL && ok)
         err = channel_lock(op, &ch);
     if (err == NULL && ok && !ch.exists)
-        fail(out, "channel %s/%s does not exist: create it with channel set", op->d.slug,
-             op->d.kind);
+        control_fail(out, "channel %s/%s does not exist: create it with channel set", op->d.slug,
+                     op->d.kind);
     else if (err == NULL && ok)
         err = rotate_apply(op, &ch, given, out);
     channel_dispose(&ch);
@@ -522,7 +486,7 @@ static imp_error_t *tenant_publish(control_op_t *op, control_outcome_t *out)
     imp_error_t *err = tenant_lock(op, &res);
     if (err != NULL || res == NULL || imp_pg_result_rows(res) != 1) {
         if (err == NULL)
-            fail(out, "tenant %s does not exist", op->d.slug);
+            control_fail(out, "tenant %s does not exist", op->d.slug);
         imp_pg_result_free(res);
         return err;
     }
@@ -537,7 +501,7 @@ static imp_error_t *tenant_publish(control_op_t *op, control_outcome_t *out)
         return err;
     json_t *r = tenant_result(op);
     json_object_set_new(r, "snapshot_version", json_integer(version));
-    succeed(out, r, "tenant %s published (snapshot version %lld)", op->d.slug, version);
+    control_succeed(out, r, "tenant %s published (snapshot version %lld)", op->d.slug, version);
     return NULL;
 }
 
@@ -578,6 +542,6 @@ imp_error_t *control_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, voi
         IMP_LOG_INFO("command applied", IMP_LS("type", ev->type), IMP_LS("slug", op.d.slug),
                      IMP_LS("actor", op.d.actor),
                      IMP_LS("outcome", json_string_value(json_object_get(out.result, "message"))));
-    outcome_dispose(&out);
+    control_outcome_dispose(&out);
     return err;
 }

@@ -171,6 +171,14 @@ imp_error_t *control_audit(control_op_t *op, const char *action, const char *tar
 /* Upsert the operations row of op from out. */
 imp_error_t *control_record_outcome(control_op_t *op, const control_outcome_t *out);
 
+/* The command failed: its reason, also as the result's message. */
+void control_fail(control_outcome_t *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The command succeeded: result (taken over) gets the message. */
+void control_succeed(control_outcome_t *out, json_t *result, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void control_outcome_dispose(control_outcome_t *out);
+
 /* `imperium-control [serve]`: the worker's main; its configuration help. */
 int control_serve(int argc, char **argv);
 void control_serve_help(FILE *out);

@@ -11,7 +11,6 @@
 #include "imp/mem.h"
 
 #include <assert.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,36 +49,6 @@ typedef struct {
 
 /* ---- outcomes ------------------------------------------------------------------------------ */
 
-static void kb_fail(control_outcome_t *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void kb_fail(control_outcome_t *out, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    out->failed = true;
-    out->error = imp_strdup(msg);
-    out->result = json_pack("{s:s}", "message", msg);
-}
-
-/* Takes result; adds the message. */
-static void kb_succeed(control_outcome_t *out, json_t *result, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void kb_succeed(control_outcome_t *out, json_t *result, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    json_object_set_new(result, "message", json_string(msg));
-    out->result = result;
-}
-
 /* Add the members of src to dst; takes src. */
 static void merge_new(json_t *dst, json_t *src)
 {
@@ -103,7 +72,7 @@ static imp_error_t *kb_require_tenant(kb_op_t *kop, control_outcome_t *out, bool
     *ok = false;
     imp_error_t *err = imp_pg_exec_scalar(kop->op.pg, SQL_SLUG_OWNER, 1, params, &owner);
     if (err == NULL && owner == NULL)
-        kb_fail(out, "tenant %s does not exist", kop->k.slug);
+        control_fail(out, "tenant %s does not exist", kop->k.slug);
     else if (err == NULL && strcmp(owner, kop->op.ev->tenantid) != 0)
         err =
             imp_error_new(IMP_ERR_POISON, "bad_command", "tenantid %s is not the tenant of slug %s",
@@ -179,8 +148,8 @@ static imp_error_t *source_check(kb_op_t *kop, control_outcome_t *out, size_t *c
     imp_kb_format_parse(kop->k.format, &format);
     imp_error_t *why = imp_kb_chunk(format, kop->k.content, kop->k.content_len, &set, &c);
     if (why != NULL) {
-        kb_fail(out, "kb source %s/%s is not valid %s: %s", kop->k.slug, kop->k.name, kop->k.format,
-                imp_error_message(why));
+        control_fail(out, "kb source %s/%s is not valid %s: %s", kop->k.slug, kop->k.name,
+                     kop->k.format, imp_error_message(why));
         imp_error_free(why);
         return NULL;
     }
@@ -211,8 +180,8 @@ static imp_error_t *source_write(kb_op_t *kop, const source_row_t *row, const ch
     merge_new(r, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:b}", "name", kop->k.name, "format",
                            kop->k.format, "sha256", sha256, "bytes", (json_int_t)kop->k.content_len,
                            "chunks", (json_int_t)chunks, "created", !row->exists, "changed", 1));
-    kb_succeed(out, r, "kb source %s/%s %s (%zu bytes, %zu chunks)", kop->k.slug, kop->k.name,
-               row->exists ? "updated" : "created", kop->k.content_len, chunks);
+    control_succeed(out, r, "kb source %s/%s %s (%zu bytes, %zu chunks)", kop->k.slug, kop->k.name,
+                    row->exists ? "updated" : "created", kop->k.content_len, chunks);
     return NULL;
 }
 
@@ -237,7 +206,7 @@ static imp_error_t *source_put(kb_op_t *kop, control_outcome_t *out)
         json_t *r = kb_result(kop);
         merge_new(r, json_pack("{s:s, s:s, s:I, s:b}", "name", kop->k.name, "sha256", sha256,
                                "chunks", (json_int_t)chunks, "changed", 0));
-        kb_succeed(out, r, "kb source %s/%s unchanged", kop->k.slug, kop->k.name);
+        control_succeed(out, r, "kb source %s/%s unchanged", kop->k.slug, kop->k.name);
     } else {
         err = source_write(kop, &row, sha256, chunks, out);
     }
@@ -259,10 +228,10 @@ static imp_error_t *source_remove(kb_op_t *kop, control_outcome_t *out)
     json_object_set_new(r, "name", json_string(kop->k.name));
     if (!row.exists) {
         json_decref(r);
-        kb_fail(out, "kb source %s/%s does not exist", kop->k.slug, kop->k.name);
+        control_fail(out, "kb source %s/%s does not exist", kop->k.slug, kop->k.name);
     } else if (row.deleted) {
         json_object_set_new(r, "changed", json_false());
-        kb_succeed(out, r, "kb source %s/%s is already removed", kop->k.slug, kop->k.name);
+        control_succeed(out, r, "kb source %s/%s is already removed", kop->k.slug, kop->k.name);
     } else {
         const char *params[] = {kop->op.ev->tenantid, kop->k.name};
         err = imp_pg_exec_cached(kop->op.pg, SQL_SOURCE_REMOVE, 2, params, NULL);
@@ -276,8 +245,8 @@ static imp_error_t *source_remove(kb_op_t *kop, control_outcome_t *out)
         json_decref(after);
         json_object_set_new(r, "changed", json_true());
         if (err == NULL)
-            kb_succeed(out, r, "kb source %s/%s removed (versions built from it keep it)",
-                       kop->k.slug, kop->k.name);
+            control_succeed(out, r, "kb source %s/%s removed (versions built from it keep it)",
+                            kop->k.slug, kop->k.name);
         else
             json_decref(r);
     }
@@ -363,8 +332,8 @@ static imp_error_t *questions_set(kb_op_t *kop, control_outcome_t *out)
     json_object_set_new(r, "questions", json_integer((json_int_t)json_array_size(wanted)));
     if (json_equal(current, wanted)) {
         json_object_set_new(r, "changed", json_false());
-        kb_succeed(out, r, "kb questions of %s unchanged (%zu)", kop->k.slug,
-                   json_array_size(wanted));
+        control_succeed(out, r, "kb questions of %s unchanged (%zu)", kop->k.slug,
+                        json_array_size(wanted));
         goto out;
     }
     err = questions_write(kop, wanted);
@@ -378,8 +347,8 @@ static imp_error_t *questions_set(kb_op_t *kop, control_outcome_t *out)
     json_decref(after);
     json_object_set_new(r, "changed", json_true());
     if (err == NULL)
-        kb_succeed(out, r, "kb questions of %s set (%zu questions)", kop->k.slug,
-                   json_array_size(wanted));
+        control_succeed(out, r, "kb questions of %s set (%zu questions)", kop->k.slug,
+                        json_array_size(wanted));
     else
         json_decref(r);
 out:
@@ -440,7 +409,7 @@ static imp_error_t *settings_set(kb_op_t *kop, control_outcome_t *out)
     json_object_set(r, "settings", after);
     if (json_equal(before, after)) {
         json_object_set_new(r, "changed", json_false());
-        kb_succeed(out, r, "kb settings of %s unchanged", kop->k.slug);
+        control_succeed(out, r, "kb settings of %s unchanged", kop->k.slug);
         goto out;
     }
     char *merged = json_dumps(now, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
@@ -454,7 +423,7 @@ static imp_error_t *settings_set(kb_op_t *kop, control_outcome_t *out)
     json_object_set_new(r, "changed", json_true());
     char *shown = json_dumps(after, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     if (err == NULL)
-        kb_succeed(out, r, "kb settings of %s set: %s", kop->k.slug, shown);
+        control_succeed(out, r, "kb settings of %s set: %s", kop->k.slug, shown);
     else
         json_decref(r);
     free(shown);
@@ -500,7 +469,7 @@ static imp_error_t *forward(kb_op_t *kop, control_outcome_t *out)
         return err;
     json_t *r = kb_result(kop);
     json_object_set_new(r, "forwarded_as", json_string(id));
-    kb_succeed(out, r, "queued for imperium-indexer");
+    control_succeed(out, r, "queued for imperium-indexer");
     return NULL;
 }
 
@@ -550,8 +519,6 @@ imp_error_t *control_kb_handle(imp_worker_ctx_t *ctx, const imp_envelope_t *ev, 
         IMP_LOG_INFO(pending ? "command forwarded" : "command applied", IMP_LS("type", ev->type),
                      IMP_LS("slug", kop.k.slug), IMP_LS("actor", kop.k.actor),
                      IMP_LS("outcome", msg));
-    free(out.error);
-    json_decref(out.result);
-    json_decref(out.generated);
+    control_outcome_dispose(&out);
     return err;
 }

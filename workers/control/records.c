@@ -1,7 +1,11 @@
 /* What a command leaves in Postgres besides its effect: the audit_log row and its outcome in
- * operations, both in the command's transaction. */
+ * operations, both in the command's transaction; and the outcome itself. */
 #include "control.h"
 
+#include "imp/mem.h"
+
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define SQL_AUDIT                                                                                  \
@@ -56,4 +60,34 @@ imp_error_t *control_record_outcome(control_op_t *op, const control_outcome_t *o
     free(result);
     free(sealed);
     return err;
+}
+
+void control_fail(control_outcome_t *out, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    out->failed = true;
+    out->error = imp_strdup(msg);
+    out->result = json_pack("{s:s}", "message", msg);
+}
+
+void control_succeed(control_outcome_t *out, json_t *result, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_object_set_new(result, "message", json_string(msg));
+    out->result = result;
+}
+
+void control_outcome_dispose(control_outcome_t *out)
+{
+    free(out->error);
+    json_decref(out->result);
+    json_decref(out->generated);
 }
