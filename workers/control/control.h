@@ -183,7 +183,7 @@ void control_outcome_dispose(control_outcome_t *out);
 int control_serve(int argc, char **argv);
 void control_serve_help(FILE *out);
 
-/* ---- the client (cli_args.c, cli.c, cli_wait.c, cli_show.c) ------------------------------ */
+/* ---- the client (cli_args.c, cli_options.c, cli.c, cli_submit.c, cli_wait.c, cli_show.c)  */
 
 typedef enum {
     CLI_TENANT_CREATE,
