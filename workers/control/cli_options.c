@@ -48,17 +48,16 @@ const cli_option_t *cli_option_take(const cli_option_t *opts, size_t n, int cmd,
             continue;
         if (!(o->on & (1 << cmd))) {
             cli_problem(err, cap, "%s does not apply to %s", o->name, command);
-            return NULL;
+        } else if (o->value && eq == NULL && *i + 1 >= argc) {
+            cli_problem(err, cap, "%s needs a value", o->name);
+        } else if (!o->value && eq != NULL) {
+            cli_problem(err, cap, "%s takes no value", o->name);
+        } else {
+            if (o->value)
+                *value = eq != NULL ? eq + 1 : argv[++*i];
+            return o;
         }
-        if (o->value && eq != NULL)
-            *value = eq + 1;
-        else if (o->value && *i + 1 < argc)
-            *value = argv[++*i];
-        else if (o->value)
-            return cli_problem(err, cap, "%s needs a value", o->name), NULL;
-        else if (eq != NULL)
-            return cli_problem(err, cap, "%s takes no value", o->name), NULL;
-        return o;
+        return NULL;
     }
     cli_problem(err, cap, "unknown option %.*s", (int)len, word);
     return NULL;

@@ -93,7 +93,7 @@ int cli_submit(imp_pg_t *pg, const cli_settings_t *s, const cli_submission_t *su
     return cli_wait(pg, s, tenant_id, opid, sub->timeout_ms);
 }
 
-int cli_run(cli_command_t *c, void *args)
+int cli_run(const cli_command_t *c, void *args)
 {
     cli_settings_t s = {0};
     imp_pg_t *pg = NULL;
@@ -113,8 +113,9 @@ int cli_run(cli_command_t *c, void *args)
     if (c->reads) {
         rc = c->read(pg, &s, args);
     } else {
-        c->sub.data = data;
-        rc = cli_submit(pg, &s, &c->sub);
+        cli_submission_t sub = c->sub;
+        sub.data = data;
+        rc = cli_submit(pg, &s, &sub);
     }
 out:
     json_decref(data);

@@ -336,7 +336,7 @@ typedef struct {
 } cli_command_t;
 
 /* Load the settings, prepare, connect, then read or submit. Returns the exit status. */
-int cli_run(cli_command_t *c, void *args);
+int cli_run(const cli_command_t *c, void *args);
 
 /* ---- knowledge-base commands (kb_validate.c, kb_commands.c, cli_kb*.c) -------------------
  * docs/knowledge-base-operations.md. Sources, test questions and settings are applied by the
